@@ -1,0 +1,514 @@
+r"""Converts a Pascal VOC layout to sharded TFRecords.
+
+    python dataset/convert_tfrecords.py --dataset_directory=VOCROOT --output_directory=DIR \
+        [--train_splits=VOC2007:trainval,VOC2012:trainval] [--val_splits=VOC2007:test] \
+        [--train_shards=16] [--val_shards=16] [--num_workers=2] [--strict] [--class_names=voc]
+
+VOCROOT is the VOCdevkit folder or its parent. Image ids come from ImageSets/Main/<split>.txt.
+Output: DIR/train-00000-of-00016 ... and DIR/val-00000-of-00016 ... (keys in
+/work/shared/SPEC.md, "TFRecords"), plus DIR/conversion_summary.json.
+
+Choices:
+- Records are shuffled with --seed before being dealt round-robin into the shards, so every
+  shard holds a random, balanced sample and reruns give byte-identical shards (no timestamps;
+  workers decode in parallel but results are consumed in a fixed order; map keys are serialized
+  deterministically).
+- JPEG bytes are stored as on disk when the file is an 8-bit, 3-component baseline or
+  progressive JPEG; anything else that decodes (grayscale or CMYK JPEG, PNG behind .jpg, ...) is
+  re-encoded as an RGB JPEG of quality 95 and reported.
+- Bad input never stops the conversion (unless --strict): the image or object is skipped or
+  repaired and a warning names the file. Truncated JPEGs (no end-of-image marker) are skipped
+  rather than written with grey fill.
+- A training image with no object left is kept out of the train set (it would teach only
+  background). A validation image with no object is kept: evaluation must see every image,
+  and detections on it count as false positives.
+- Shards are written under a temporary folder in DIR with names that do not match
+  '<set>-*-of-*' and renamed only after every set converted, so a killed run never leaves
+  shards that look complete. Old shards of a rewritten set (another shard count) are removed.
+"""
+
+import collections
+import concurrent.futures
+import glob
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+if not __package__:
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cv2
+import numpy as np
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl import logging
+
+from dataset import tfrecord_io
+from dataset import voc
+from utility import labels as label_utils
+
+REENCODE_QUALITY = 95
+BATCH_SIZE = 256          # items decoded in parallel before being written, bounds memory
+MAX_PRINTED_WARNINGS = 50
+SUMMARY_FILENAME = 'conversion_summary.json'
+TEMP_PREFIX = '.convert-tmp-'
+
+SplitSpec = collections.namedtuple('SplitSpec', ['year_folder', 'split'])
+
+ItemResult = collections.namedtuple(
+    'ItemResult', ['key', 'record', 'objects', 'warnings', 'skip_reason', 'reencoded', 'note'])
+
+
+class ConversionError(RuntimeError):
+  """A conversion that must stop: --strict warning, bad flags, nothing to write."""
+
+
+class ImageError(ValueError):
+  """An image file that cannot be used."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Flags -> specs.
+
+def parse_split_specs(text, flag_name):
+  """'VOC2007:trainval,VOC2012:trainval' -> [SplitSpec, ...]; '' -> [] (the set is skipped)."""
+  specs = []
+  for entry in (e.strip() for e in text.split(',')):
+    if not entry:
+      continue
+    year_folder, _, split = entry.partition(':')
+    if not year_folder.strip() or not split.strip():
+      raise ConversionError('--%s entry %r must look like VOC2007:trainval.' % (flag_name, entry))
+    spec = SplitSpec(year_folder.strip(), split.strip())
+    if spec not in specs:
+      specs.append(spec)
+  return specs
+
+
+def list_items(voc_root, specs):
+  """[(year_folder, image_id), ...] of all specs in order, repeats removed."""
+  items, seen = [], set()
+  for spec in specs:
+    for image_id in voc.read_split_ids(voc_root, spec.year_folder, spec.split):
+      if (spec.year_folder, image_id) not in seen:
+        seen.add((spec.year_folder, image_id))
+        items.append((spec.year_folder, image_id))
+  return items
+
+
+def shuffled(items, seed):
+  """Items in a fixed pseudo-random order (numpy RandomState: stable across versions)."""
+  order = np.random.RandomState(seed).permutation(len(items))
+  return [items[i] for i in order]
+
+
+# ----------------------------------------------------------------------------------------------
+# Images.
+
+_SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # DHT, JPG and DAC are not SOF
+
+
+def jpeg_frame_info(data):
+  """(SOF marker, sample precision, number of components) of a JPEG, or None if not found."""
+  position = 2
+  while position + 4 <= len(data):
+    if data[position] != 0xFF:
+      return None
+    marker = data[position + 1]
+    if marker == 0xFF:  # fill byte
+      position += 1
+      continue
+    if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+      position += 2
+      continue
+    length = int.from_bytes(data[position + 2:position + 4], 'big')
+    if marker in _SOF_MARKERS:
+      if position + 10 > len(data):
+        return None
+      return marker, data[position + 4], data[position + 9]
+    position += 2 + length
+  return None
+
+
+def _image_kind(data):
+  for magic, kind in ((b'\x89PNG', 'PNG'), (b'GIF8', 'GIF'), (b'BM', 'BMP'),
+                      (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'), (b'RIFF', 'WebP')):
+    if data.startswith(magic):
+      return kind
+  return 'non-JPEG'
+
+
+def _reencode_reason(data):
+  """Why a decodable file must be re-encoded, or None when its bytes can be stored as they are."""
+  if not data.startswith(b'\xff\xd8\xff'):
+    return '%s data behind a .jpg name' % _image_kind(data)
+  info = jpeg_frame_info(data)
+  if info is None:
+    return 'JPEG without a frame header'
+  marker, precision, components = info
+  if components != 3:
+    return {1: 'grayscale JPEG', 4: 'CMYK JPEG'}.get(components, '%d-channel JPEG' % components)
+  if precision != 8:
+    return '%d-bit JPEG' % precision
+  if marker not in (0xC0, 0xC1, 0xC2):
+    return 'JPEG with uncommon coding (SOF 0x%X)' % marker
+  return None
+
+
+def load_image(path):
+  """Reads and fully decodes an image file.
+
+  Returns:
+    (3-channel JPEG bytes to store, height, width, re-encode note or None).
+
+  Raises:
+    ImageError: naming the file, if it is empty, a truncated JPEG or not decodable.
+  """
+  with open(path, 'rb') as f:
+    data = f.read()
+  if not data:
+    raise ImageError('%s is empty (0 bytes).' % path)
+  is_jpeg = data.startswith(b'\xff\xd8\xff')
+  # A truncated JPEG still "decodes" (grey fill) in libjpeg; the missing end-of-image marker
+  # (FF D9) is what tells it apart.
+  if is_jpeg and not data.rstrip(b'\x00\r\n\t ').endswith(b'\xff\xd9'):
+    raise ImageError('%s is a truncated JPEG (no end-of-image marker).' % path)
+  # Ignore EXIF orientation: tf.io.decode_jpeg does, and stored sizes must match its output.
+  image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+  if image is None or image.size == 0:
+    raise ImageError('%s cannot be decoded as an image.' % path)
+  height, width = image.shape[:2]
+  reason = _reencode_reason(data)
+  if reason is None:
+    return data, height, width, None
+  ok, encoded = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, REENCODE_QUALITY])
+  if not ok:
+    raise ImageError('%s could not be re-encoded as JPEG.' % path)
+  return (encoded.tobytes(), height, width,
+          '%s: re-encoded %s as a 3-channel RGB JPEG (quality %d).'
+          % (path, reason, REENCODE_QUALITY))
+
+
+# ----------------------------------------------------------------------------------------------
+# One item.
+
+def _skip(key, reason, warnings=()):
+  return ItemResult(key, None, [], list(warnings), reason, None, None)
+
+
+def load_item(voc_root, year_folder, image_id, class_names, keep_empty):
+  """Reads, validates and serializes one image and its annotation (runs in a worker).
+
+  Args:
+    voc_root, year_folder, image_id: where the files are.
+    class_names: known class names (labels 1..N).
+    keep_empty: keep an image with no valid object (validation sets) instead of skipping it.
+
+  Returns:
+    An ItemResult: ``record`` is the serialized Example, or None with ``skip_reason`` set.
+    Every warning names the file it is about.
+  """
+  key = '%s/%s' % (year_folder, image_id)
+  xml_path = voc.annotation_path(voc_root, year_folder, image_id)
+  jpg_path = voc.image_path(voc_root, year_folder, image_id)
+  for path in (xml_path, jpg_path):
+    if not os.path.isfile(path):
+      return _skip(key, '%s is listed in the split file but missing on disk.' % path)
+  try:
+    annotation = voc.parse_annotation(xml_path)
+    encoded, height, width, reencoded = load_image(jpg_path)
+  except (voc.AnnotationError, ImageError, OSError) as e:
+    return _skip(key, str(e))
+  warnings = [reencoded] if reencoded else []
+  if annotation.width is None or annotation.height is None:
+    warnings.append('%s: <size> is missing or invalid; using the image size %dx%d.'
+                    % (xml_path, width, height))
+  elif (annotation.width, annotation.height) != (width, height):
+    warnings.append('%s: <size> says %dx%d but %s is %dx%d; trusting the image.'
+                    % (xml_path, annotation.width, annotation.height, jpg_path, width, height))
+  objects, object_warnings = voc.sanitize_objects(annotation, width, height, class_names,
+                                                  source=xml_path)
+  warnings += object_warnings
+  note = None
+  if not objects:
+    if not keep_empty:
+      return _skip(key, '%s has no valid object left; kept out of the training set.' % xml_path,
+                   warnings)
+    note = '%s has no valid object; kept in the validation set.' % xml_path
+  example = tfrecord_io.make_example(encoded, image_id + '.jpg', height, width, objects,
+                                     class_names)
+  return ItemResult(key, example.SerializeToString(deterministic=True), objects, warnings,
+                    None, reencoded, note)
+
+
+# ----------------------------------------------------------------------------------------------
+# One set of shards.
+
+class _SetStats(object):
+  """Counters of one output set (train or val)."""
+
+  def __init__(self, name, specs, class_names, num_items):
+    self.name = name
+    self.specs = specs
+    self.class_names = class_names
+    self.images_listed = num_items
+    self.images_written = 0
+    self.objects_per_class = collections.Counter()
+    self.difficult = 0
+    self.truncated = 0
+    self.images_without_objects = 0
+
+  def add(self, result):
+    self.images_written += 1
+    self.objects_per_class.update(obj.name for obj in result.objects)
+    self.difficult += sum(obj.difficult for obj in result.objects)
+    self.truncated += sum(obj.truncated for obj in result.objects)
+    self.images_without_objects += int(not result.objects)
+
+  def as_dict(self, shards):
+    return {
+        'splits': ['%s:%s' % spec for spec in self.specs],
+        'images_listed': self.images_listed,
+        'images_written': self.images_written,
+        'images_without_objects': self.images_without_objects,
+        'objects': sum(self.objects_per_class.values()),
+        'objects_per_class': {name: self.objects_per_class[name] for name in self.class_names},
+        'difficult': self.difficult,
+        'truncated': self.truncated,
+        'shards': shards,
+    }
+
+
+class _Report(object):
+  """Warnings, skips and re-encodes across sets; raises at the first warning when strict."""
+
+  def __init__(self, strict):
+    self.strict = strict
+    self.warnings, self.skipped, self.reencoded, self.notes = [], [], [], []
+
+  def warn(self, message):
+    if self.strict:
+      raise ConversionError('--strict: %s' % message)
+    if len(self.warnings) < MAX_PRINTED_WARNINGS:
+      logging.warning(message)
+    elif len(self.warnings) == MAX_PRINTED_WARNINGS:
+      logging.warning('More warnings follow; all are listed in %s.', SUMMARY_FILENAME)
+    self.warnings.append(message)
+
+  def add(self, result):
+    for message in result.warnings:
+      self.warn(message)
+    if result.skip_reason:
+      self.warn('skipped %s' % result.skip_reason)
+      self.skipped.append({'image': result.key, 'reason': result.skip_reason})
+    if result.reencoded:
+      self.reencoded.append(result.key)
+    if result.note:
+      logging.info(result.note)
+      self.notes.append(result.note)
+
+
+def write_set(name, items, num_shards, temp_dir, executor, load_fn, report, stats):
+  """Decodes items in parallel and deals the records round-robin into num_shards files.
+
+  Returns:
+    The list of final shard names; the files are in temp_dir under 'partial-<name>'.
+  """
+  shards = [tfrecord_io.shard_name(name, i, num_shards) for i in range(num_shards)]
+  writers = [tf.io.TFRecordWriter(os.path.join(temp_dir, 'partial-' + shard))
+             for shard in shards]
+  try:
+    for start in range(0, len(items), BATCH_SIZE):
+      batch = items[start:start + BATCH_SIZE]
+      for result in executor.map(lambda item: load_fn(*item), batch):  # keeps input order
+        report.add(result)
+        if result.record is not None:
+          writers[stats.images_written % num_shards].write(result.record)
+          stats.add(result)
+  finally:
+    for writer in writers:
+      writer.close()
+  return shards
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole conversion.
+
+def _remove_stale_temp_dirs(output_directory):
+  """Removes temp folders left by killed runs (their process no longer exists)."""
+  for path in glob.glob(os.path.join(output_directory, TEMP_PREFIX + '*')):
+    pid = os.path.basename(path)[len(TEMP_PREFIX):].split('-')[0]
+    if not pid.isdigit():
+      continue
+    try:
+      os.kill(int(pid), 0)
+    except ProcessLookupError:
+      shutil.rmtree(path, ignore_errors=True)
+    except PermissionError:
+      pass
+
+
+def _publish(output_directory, temp_dir, shards_per_set):
+  """Moves finished shards into place, removing older shards of the same sets."""
+  for name, shards in shards_per_set.items():
+    pattern = os.path.join(output_directory, '%s-[0-9][0-9][0-9][0-9][0-9]-of-[0-9]*' % name)
+    for old in glob.glob(pattern):
+      if os.path.basename(old) not in shards:
+        logging.info('Removing old shard %s.', old)
+        os.remove(old)
+  for shards in shards_per_set.values():
+    for shard in shards:
+      os.replace(os.path.join(temp_dir, 'partial-' + shard), os.path.join(output_directory, shard))
+
+
+def _write_json_atomically(path, data):
+  temp = '%s.tmp-%d' % (path, os.getpid())
+  with open(temp, 'w', encoding='utf-8') as f:
+    json.dump(data, f, indent=2, ensure_ascii=False)
+    f.write('\n')
+  os.replace(temp, path)
+
+
+def _plan(dataset_directory, train_specs, val_specs, seed, report):
+  """[(set name, specs, shuffled items, keep_empty)], failing early on a missing split."""
+  if not os.path.isdir(dataset_directory):
+    raise ConversionError('--dataset_directory %s is not a folder; point it at VOCdevkit or its '
+                          'parent.' % dataset_directory)
+  plan = []
+  for name, specs, keep_empty, offset in (('train', train_specs, False, 0),
+                                          ('val', val_specs, True, 1)):
+    if specs:
+      items = shuffled(list_items(dataset_directory, specs), seed + offset)
+      plan.append((name, specs, items, keep_empty))
+  if len(plan) == 2:
+    shared = sorted(set(plan[0][2]) & set(plan[1][2]))
+    if shared:
+      report.warn('%d images are in both the train and val splits (e.g. %s/%s); the '
+                  'evaluation will be optimistic.' % ((len(shared),) + shared[0]))
+  if not plan:
+    raise ConversionError('Both --train_splits and --val_splits are empty; nothing to convert.')
+  return plan
+
+
+def convert(dataset_directory, output_directory, train_specs, val_specs, train_shards=16,
+            val_shards=16, num_workers=2, strict=False, class_names=label_utils.VOC_CLASSES,
+            seed=0, load_fn=None):
+  """Converts the listed splits; returns the summary dict (also written as JSON).
+
+  Args:
+    dataset_directory: VOCdevkit folder or its parent.
+    output_directory: receives the shards and conversion_summary.json (created if needed).
+    train_specs, val_specs: lists of SplitSpec; an empty list skips that set.
+    train_shards, val_shards: number of shard files per set.
+    num_workers: decoding threads.
+    strict: raise ConversionError at the first warning.
+    class_names: names of labels 1..N.
+    seed: shuffling seed.
+    load_fn: replaces ``load_item``: (year_folder, image_id, keep_empty) -> ItemResult.
+
+  Raises:
+    ConversionError, voc.DatasetLayoutError: nothing is written to the final names then.
+  """
+  if min(train_shards, val_shards) < 1 or num_workers < 1:
+    raise ConversionError('--train_shards, --val_shards and --num_workers must be >= 1.')
+  start = time.time()
+  report = _Report(strict)
+  plan = _plan(dataset_directory, train_specs, val_specs, seed, report)
+  os.makedirs(output_directory, exist_ok=True)
+  _remove_stale_temp_dirs(output_directory)
+  temp_dir = tempfile.mkdtemp(prefix='%s%d-' % (TEMP_PREFIX, os.getpid()), dir=output_directory)
+  if load_fn is None:
+    def load_fn(year_folder, image_id, keep_empty):
+      return load_item(dataset_directory, year_folder, image_id, class_names, keep_empty)
+  sets, shards_per_set = {}, {}
+  executor = concurrent.futures.ThreadPoolExecutor(num_workers)
+  try:
+    with executor:
+      for name, specs, items, keep_empty in plan:
+        stats = _SetStats(name, specs, class_names, len(items))
+        set_items = [(year, image_id, keep_empty) for year, image_id in items]
+        shards = write_set(name, set_items, train_shards if name == 'train' else val_shards,
+                           temp_dir, executor, load_fn, report, stats)
+        if not stats.images_written:
+          raise ConversionError('No image of %s could be converted; see the warnings above.'
+                                % ','.join('%s:%s' % spec for spec in specs))
+        sets[name], shards_per_set[name] = stats.as_dict(shards), shards
+    _publish(output_directory, temp_dir, shards_per_set)
+  except BaseException:
+    executor.shutdown(wait=True, cancel_futures=True)  # stop queued work before cleaning up
+    raise
+  finally:
+    shutil.rmtree(temp_dir, ignore_errors=True)
+  seconds = time.time() - start
+  images = sum(s['images_listed'] for s in sets.values())
+  summary = {
+      'dataset_directory': dataset_directory, 'output_directory': output_directory,
+      'class_names': list(class_names), 'sets': sets, 'skipped': report.skipped,
+      'reencoded': report.reencoded, 'num_warnings': len(report.warnings),
+      'warnings': report.warnings, 'notes': report.notes, 'seconds': round(seconds, 3),
+      'images_per_sec': round(images / max(seconds, 1e-9), 1),
+  }
+  _write_json_atomically(os.path.join(output_directory, SUMMARY_FILENAME), summary)
+  return summary
+
+
+def format_summary(summary):
+  """Human-readable summary lines."""
+  lines = []
+  for name, s in summary['sets'].items():
+    lines.append('%s (%s): %d of %d images written to %d shards, %d objects (%d difficult, %d '
+                 'truncated), %d images without objects'
+                 % (name, ','.join(s['splits']), s['images_written'], s['images_listed'],
+                    len(s['shards']), s['objects'], s['difficult'], s['truncated'],
+                    s['images_without_objects']))
+    lines += ['  %-12s %6d' % (cls, count) for cls, count in s['objects_per_class'].items()]
+  lines.append('skipped %d images:' % len(summary['skipped']))
+  lines += ['  %s' % item['reason'] for item in summary['skipped']]
+  lines.append('re-encoded %d images, %d warnings in total'
+               % (len(summary['reencoded']), summary['num_warnings']))
+  lines.append('%.1f s, %.1f images/s' % (summary['seconds'], summary['images_per_sec']))
+  return lines
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  flags.DEFINE_string('dataset_directory', None, 'VOCdevkit folder or its parent.')
+  flags.DEFINE_string('output_directory', None, 'Folder that receives the shards.')
+  flags.DEFINE_string('train_splits', 'VOC2007:trainval,VOC2012:trainval',
+                      'YEAR:SPLIT list for the train set; empty skips it.')
+  flags.DEFINE_string('val_splits', 'VOC2007:test', 'YEAR:SPLIT list for the val set; empty '
+                      'skips it.')
+  flags.DEFINE_integer('train_shards', 16, 'Number of train shards.')
+  flags.DEFINE_integer('val_shards', 16, 'Number of val shards.')
+  flags.DEFINE_integer('num_workers', 2, 'Decoding threads.')
+  flags.DEFINE_bool('strict', False, 'Fail at the first warning, naming the file.')
+  flags.DEFINE_string('class_names', 'voc', "'voc', a comma-separated list, or a labels file.")
+  flags.DEFINE_integer('seed', 0, 'Seed of the record shuffle.')
+  flags.mark_flags_as_required(['dataset_directory', 'output_directory'])
+
+
+def main(argv):
+  del argv
+  try:
+    class_names = label_utils.load_class_names(FLAGS.class_names)
+    summary = convert(FLAGS.dataset_directory, FLAGS.output_directory,
+                      parse_split_specs(FLAGS.train_splits, 'train_splits'),
+                      parse_split_specs(FLAGS.val_splits, 'val_splits'),
+                      FLAGS.train_shards, FLAGS.val_shards, FLAGS.num_workers, FLAGS.strict,
+                      class_names, FLAGS.seed)
+  except (ConversionError, ValueError) as e:
+    sys.exit('Error: %s' % e)
+  print('\n'.join(format_summary(summary)))
+  print('Wrote %s' % os.path.join(FLAGS.output_directory, SUMMARY_FILENAME))
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
