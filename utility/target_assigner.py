@@ -1,0 +1,141 @@
+"""Per-anchor training targets from ground-truth boxes: IoU -> matching -> encoding.
+
+Composes ``utility/boxes.iou``, ``utility/matcher.match`` and ``utility/box_coder.encode``
+(SPEC.md "Matching and encoding"). Boxes are float32 ``[ymin, xmin, ymax, xmax]`` normalized;
+class label 0 is the background (``utility/labels.py``).
+
+GT lists are padded: rows at index >= ``num_valid`` (and rows whose optional ``gt_valid_mask``
+is False) are ignored. Zero valid boxes give all-background targets and no NaN.
+"""
+
+import tensorflow as tf
+
+from utility import box_coder
+from utility import boxes as box_ops
+from utility import matcher
+
+IGNORE_LABEL = -1  # cls_targets value of ignored anchors (left out of the confidence loss)
+
+
+def assign_targets(anchors, gt_boxes, gt_labels, match_threshold=0.5, unmatched_threshold=0.5,
+                   variances=box_coder.DEFAULT_VARIANCES, num_valid=None, gt_valid_mask=None):
+  """Targets for one image.
+
+  Args:
+    anchors: float32 [num_anchors, 4].
+    gt_boxes: float32 [num_gt, 4], possibly padded; num_gt may be 0 or unknown statically.
+    gt_labels: int32/int64 [num_gt], class labels 1..num_classes - 1.
+    match_threshold, unmatched_threshold: see ``matcher.match`` (SSD: 0.5 and 0.5).
+    variances: box coder variances (SSD: 0.1, 0.1, 0.2, 0.2).
+    num_valid: optional int scalar (Python or tensor); rows >= num_valid are padding.
+    gt_valid_mask: optional bool [num_gt]; False rows are left out of matching (e.g. the
+      mask from ``non_difficult_mask``). Combined with num_valid by AND.
+
+  Returns:
+    A dict:
+      cls_targets: int64 [num_anchors]; 0 background, the matched GT's label for positives,
+        -1 (IGNORE_LABEL) for ignored anchors.
+      loc_targets: float32 [num_anchors, 4] encoded (t_cy, t_cx, t_h, t_w) of the matched GT
+        box; zeros where the anchor is not positive.
+      match_iou: float32 [num_anchors], IoU with the matched GT; 0 where not positive.
+      num_positives: int32 scalar, number of positive anchors.
+  """
+  with tf.name_scope('assign_targets'):
+    anchors = tf.convert_to_tensor(anchors, tf.float32)
+    gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
+    gt_labels = tf.cast(gt_labels, tf.int64)
+    valid = _valid_rows(tf.shape(gt_boxes)[0], num_valid, gt_valid_mask)
+    iou = box_ops.iou(gt_boxes, anchors)  # [num_gt, num_anchors]
+    matches = matcher.match(iou, match_threshold, unmatched_threshold, valid_gt_mask=valid)
+    positive = matches >= 0
+    # Gather through one extra dummy row (index num_gt), so non-positive anchors and images
+    # with no boxes never index out of range; their values are masked out below.
+    num_gt = tf.shape(gt_boxes)[0]
+    rows = tf.where(positive, matches, num_gt)
+    dummy_box = tf.constant([[0.0, 0.0, 1.0, 1.0]])
+    matched_boxes = tf.gather(tf.concat([gt_boxes, dummy_box], 0), rows)
+    matched_labels = tf.gather(tf.concat([gt_labels, tf.zeros([1], tf.int64)], 0), rows)
+    padded_iou = tf.concat([iou, tf.zeros([1, tf.shape(anchors)[0]])], 0)
+    matched_iou = tf.gather_nd(padded_iou,
+                               tf.stack([rows, tf.range(tf.shape(anchors)[0])], axis=1))
+    ignored = tf.equal(matches, matcher.IGNORED)  # not ==: in graph mode that is identity
+    background = tf.where(ignored, tf.constant(IGNORE_LABEL, tf.int64), tf.constant(0, tf.int64))
+    loc_targets = box_coder.encode(matched_boxes, anchors, variances)
+    return {
+        'cls_targets': tf.where(positive, matched_labels, background),
+        'loc_targets': tf.where(positive[:, None], loc_targets, 0.0),
+        'match_iou': tf.where(positive, matched_iou, 0.0),
+        'num_positives': tf.reduce_sum(tf.cast(positive, tf.int32)),
+    }
+
+
+def _valid_rows(num_gt, num_valid, gt_valid_mask):
+  """bool [num_gt]: rows below num_valid AND gt_valid_mask (each optional)."""
+  valid = tf.ones([num_gt], tf.bool)
+  if num_valid is not None:
+    valid = tf.range(num_gt) < tf.cast(num_valid, tf.int32)
+  if gt_valid_mask is not None:
+    valid = tf.logical_and(valid, tf.convert_to_tensor(gt_valid_mask, tf.bool))
+  return valid
+
+
+def non_difficult_mask(gt_difficult, num_valid=None):
+  """Which GT rows to match in training (SPEC.md: difficult objects are left out).
+
+  An image whose valid objects are all difficult keeps them all, rather than becoming an
+  all-background image.
+
+  Args:
+    gt_difficult: int or bool [num_gt], nonzero for difficult objects.
+    num_valid: optional int scalar; rows >= num_valid are padding and never selected.
+
+  Returns:
+    bool [num_gt].
+  """
+  with tf.name_scope('non_difficult_mask'):
+    difficult = tf.cast(gt_difficult, tf.bool)
+    valid = _valid_rows(tf.shape(difficult)[0], num_valid, None)
+    easy = tf.logical_and(valid, tf.logical_not(difficult))
+    return tf.where(tf.reduce_any(easy), easy, valid)
+
+
+def batch_assign_targets(anchors, gt_boxes, gt_labels, num_gt, match_threshold=0.5,
+                         unmatched_threshold=0.5, variances=box_coder.DEFAULT_VARIANCES,
+                         gt_valid_mask=None):
+  """assign_targets for a batch of padded GT lists (tf.map_fn over images).
+
+  Args:
+    anchors: float32 [num_anchors, 4], shared by all images.
+    gt_boxes: float32 [batch, max_num_gt, 4], padded.
+    gt_labels: int32/int64 [batch, max_num_gt], padded.
+    num_gt: int [batch], number of real rows per image.
+    match_threshold, unmatched_threshold, variances: as in assign_targets.
+    gt_valid_mask: optional bool [batch, max_num_gt], as in assign_targets.
+
+  Returns:
+    The dict of assign_targets with a leading batch dim: cls_targets int64 [batch, num_anchors],
+    loc_targets float32 [batch, num_anchors, 4], match_iou float32 [batch, num_anchors],
+    num_positives int32 [batch].
+  """
+  with tf.name_scope('batch_assign_targets'):
+    gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
+    gt_labels = tf.cast(gt_labels, tf.int64)
+    num_gt = tf.cast(num_gt, tf.int32)
+    if gt_valid_mask is None:
+      gt_valid_mask = tf.ones(tf.shape(gt_labels), tf.bool)
+
+    def assign_one(elements):
+      boxes_per_image, labels_per_image, num_per_image, mask_per_image = elements
+      return assign_targets(anchors, boxes_per_image, labels_per_image, match_threshold,
+                            unmatched_threshold, variances, num_per_image, mask_per_image)
+
+    anchors = tf.convert_to_tensor(anchors, tf.float32)
+    num_anchors = anchors.shape[0]  # static when known, so the outputs keep it
+    signature = {
+        'cls_targets': tf.TensorSpec([num_anchors], tf.int64),
+        'loc_targets': tf.TensorSpec([num_anchors, 4], tf.float32),
+        'match_iou': tf.TensorSpec([num_anchors], tf.float32),
+        'num_positives': tf.TensorSpec([], tf.int32),
+    }
+    return tf.map_fn(assign_one, (gt_boxes, gt_labels, num_gt, gt_valid_mask),
+                     fn_output_signature=signature)
