@@ -1,0 +1,202 @@
+"""Small graph-mode layer helpers shared by the backbone, the extra layers and the heads.
+
+Every layer creates its variables explicitly with ``tf.compat.v1.get_variable`` inside its own
+variable scope, using TF-slim's leaf names so slim checkpoints map by prefix:
+
+- ``weights``: convolution kernel, always ``[kernel_h, kernel_w, in_depth, out_depth]`` (HWIO) in
+  both data formats, so a checkpoint written by an NHWC graph loads into an NCHW graph.
+- ``biases``: ``[out_depth]``.
+- ``BatchNorm/{beta,gamma,moving_mean,moving_variance}``: optional batch norm (not in the
+  reference SSD; for small/quick models only).
+- ``scale``: the learnable per-channel factor of ``l2_normalization``.
+
+Only kernels are named ``weights``, so the model_fn can select them for L2 weight decay by name
+(the Caffe reference decays kernels only). Weight decay is not added here.
+
+Every variable is also put into ``GraphKeys.MODEL_VARIABLES`` (as slim does), which separates the
+model's variables from optimizer slots and the global step when restoring a backbone.
+
+``data_format`` is ``'NHWC'`` or ``'NCHW'`` for every op; the channel axis follows it.
+"""
+
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+DATA_FORMATS = ('NHWC', 'NCHW')
+
+# Batch norm hyper-parameters (Keras defaults, as in google/automl efficientdet).
+BATCH_NORM_MOMENTUM = 0.99
+BATCH_NORM_EPSILON = 1e-3
+
+# Guards the L2 norm against an all-zero pixel (ReLU output): Caffe's Normalize layer uses 1e-10.
+L2_NORM_EPSILON = 1e-10
+
+_VARIABLE_COLLECTIONS = (tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VARIABLES)
+
+
+def check_data_format(data_format):
+  """Raises ValueError unless data_format is 'NHWC' or 'NCHW'."""
+  if data_format not in DATA_FORMATS:
+    raise ValueError("data_format must be 'NHWC' or 'NCHW', got %r." % (data_format,))
+
+
+def channel_axis(data_format):
+  """Index of the channel dimension of a 4-D tensor in data_format."""
+  check_data_format(data_format)
+  return 3 if data_format == 'NHWC' else 1
+
+
+def _model_variable(name, shape, initializer, trainable=True, **kwargs):
+  return tf1.get_variable(name, shape=shape, dtype=tf.float32, initializer=initializer,
+                          trainable=trainable, collections=list(_VARIABLE_COLLECTIONS), **kwargs)
+
+
+def _conv_padding(padding, data_format):
+  """'SAME' / 'VALID' pass through; an int p becomes explicit symmetric spatial padding."""
+  if isinstance(padding, str):
+    if padding.upper() not in ('SAME', 'VALID'):
+      raise ValueError("padding must be 'SAME', 'VALID' or an int, got %r." % (padding,))
+    return padding.upper()
+  pixels = [int(padding), int(padding)]
+  if data_format == 'NHWC':
+    return [[0, 0], pixels, pixels, [0, 0]]
+  return [[0, 0], [0, 0], pixels, pixels]
+
+
+def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation=1,
+           data_format='NHWC', activation=tf.nn.relu, batch_norm=False, is_training=False):
+  """Convolution + bias (or batch norm) + activation, with slim variable names.
+
+  Args:
+    inputs: float32 [batch, height, width, in_depth] (NHWC) or [batch, in_depth, height, width]
+      (NCHW); in_depth must be static.
+    depth: int, number of output channels.
+    kernel_size: int, square kernel side.
+    scope: variable scope name of this layer, e.g. 'conv1_1'.
+    stride: int, spatial stride.
+    padding: 'SAME', 'VALID', or an int number of zero pixels added on every spatial side.
+    dilation: int, atrous rate (fc6 uses 6); cannot be combined with stride > 1.
+    data_format: 'NHWC' or 'NCHW'.
+    activation: function applied last, or None for a linear layer (the heads).
+    batch_norm: if True, batch norm replaces the bias (beta plays its role).
+    is_training: Python bool, batch norm mode (batch statistics and moving average updates).
+
+  Returns:
+    float32 output tensor in data_format with `depth` channels.
+  """
+  check_data_format(data_format)
+  if stride > 1 and dilation > 1:
+    raise ValueError('conv2d %s: stride %d and dilation %d cannot be combined.'
+                     % (scope, stride, dilation))
+  in_depth = inputs.shape[channel_axis(data_format)]
+  if in_depth is None:
+    raise ValueError('conv2d %s needs a static input depth, got shape %s.' % (scope, inputs.shape))
+  with tf1.variable_scope(scope):
+    kernel = _model_variable('weights', [kernel_size, kernel_size, int(in_depth), depth],
+                             tf1.glorot_uniform_initializer())
+    strides = [1, stride, stride, 1] if data_format == 'NHWC' else [1, 1, stride, stride]
+    dilations = [1, dilation, dilation, 1] if data_format == 'NHWC' else [1, 1, dilation, dilation]
+    outputs = tf.nn.conv2d(inputs, kernel, strides=strides,
+                           padding=_conv_padding(padding, data_format),
+                           data_format=data_format, dilations=dilations)
+    if batch_norm:
+      outputs = batch_normalization(outputs, data_format, is_training)
+    else:
+      biases = _model_variable('biases', [depth], tf1.zeros_initializer())
+      outputs = tf.nn.bias_add(outputs, biases, data_format=data_format)
+    return activation(outputs) if activation is not None else outputs
+
+
+def max_pool(inputs, kernel_size, stride, padding='SAME', data_format='NHWC', name=None):
+  """Square max pooling; 'SAME' rounds the output size up (ceil), like Caffe's pooling.
+
+  Caveat (TF 2.15 CPU, oneDNN): the oneDNN max-pool primitive cache ignores the data format, so
+  in one process an NCHW pool can reuse a primitive built for an NHWC pool of the same logical
+  shape (or the reverse) and return wrong values. Use a single data_format per process on CPU;
+  tests compare the two layouts across processes.
+
+  Args:
+    inputs: float32 4-D tensor in data_format.
+    kernel_size, stride: ints.
+    padding: 'SAME' or 'VALID'.
+    data_format: 'NHWC' or 'NCHW'.
+    name: op name.
+
+  Returns:
+    float32 4-D tensor in data_format.
+  """
+  check_data_format(data_format)
+  return tf.nn.max_pool2d(inputs, ksize=kernel_size, strides=stride, padding=padding,
+                          data_format=data_format, name=name)
+
+
+def batch_normalization(inputs, data_format, is_training, scope='BatchNorm'):
+  """Batch norm over the channel axis with moving averages updated through UPDATE_OPS.
+
+  Training uses the batch statistics and appends the moving average updates to
+  ``GraphKeys.UPDATE_OPS`` (the model_fn must run them with the train op); inference uses the
+  moving averages.
+
+  Args:
+    inputs: float32 4-D tensor in data_format.
+    data_format: 'NHWC' or 'NCHW'.
+    is_training: Python bool.
+    scope: variable scope name.
+
+  Returns:
+    float32 tensor of the same shape.
+  """
+  axis = channel_axis(data_format)
+  depth = int(inputs.shape[axis])
+  # Per-channel parameters broadcast over [batch, 1, 1, depth] or [batch, depth, 1, 1].
+  broadcast_shape = [1, 1, 1, depth] if data_format == 'NHWC' else [1, depth, 1, 1]
+  reduce_axes = [0, 1, 2] if data_format == 'NHWC' else [0, 2, 3]
+  with tf1.variable_scope(scope):
+    beta = _model_variable('beta', [depth], tf1.zeros_initializer())
+    gamma = _model_variable('gamma', [depth], tf1.ones_initializer())
+    # ON_READ + MEAN, as Keras does, so replicas under a distribution strategy keep their own
+    # statistics and a read averages them.
+    moving_kwargs = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                         aggregation=tf.VariableAggregation.MEAN)
+    moving_mean = _model_variable('moving_mean', [depth], tf1.zeros_initializer(), **moving_kwargs)
+    moving_variance = _model_variable('moving_variance', [depth], tf1.ones_initializer(),
+                                      **moving_kwargs)
+    if is_training:
+      mean, variance = tf.nn.moments(inputs, axes=reduce_axes)
+      decay = 1.0 - BATCH_NORM_MOMENTUM
+      tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
+                            moving_mean.assign_sub((moving_mean - mean) * decay))
+      tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
+                            moving_variance.assign_sub((moving_variance - variance) * decay))
+    else:
+      mean, variance = moving_mean, moving_variance
+    return tf.nn.batch_normalization(
+        inputs, tf.reshape(mean, broadcast_shape), tf.reshape(variance, broadcast_shape),
+        offset=tf.reshape(beta, broadcast_shape), scale=tf.reshape(gamma, broadcast_shape),
+        variance_epsilon=BATCH_NORM_EPSILON)
+
+
+def l2_normalization(inputs, scale_init, data_format='NHWC', scope='l2_norm'):
+  """Normalizes every pixel's channel vector to unit L2 norm, then multiplies by a learned scale.
+
+  ParseNet (Liu et al. 2015), used by SSD on conv4_3 (paper section 3.1): conv4_3 activations
+  are much larger than those of later layers, so they are normalized and rescaled by a
+  per-channel factor initialised to 20 and learned by back-propagation.
+
+  Args:
+    inputs: float32 4-D tensor in data_format with static depth.
+    scale_init: float, initial value of every channel's scale.
+    data_format: 'NHWC' or 'NCHW'.
+    scope: variable scope; the variable is ``<scope>/scale`` of shape [depth].
+
+  Returns:
+    float32 tensor of the same shape: ``scale * x / sqrt(max(sum_c x^2, 1e-10))``.
+  """
+  axis = channel_axis(data_format)
+  depth = int(inputs.shape[axis])
+  broadcast_shape = [1, 1, 1, depth] if data_format == 'NHWC' else [1, depth, 1, 1]
+  with tf1.variable_scope(scope):
+    scale = _model_variable('scale', [depth], tf1.constant_initializer(scale_init))
+    normalized = tf.math.l2_normalize(inputs, axis=axis, epsilon=L2_NORM_EPSILON)
+    return normalized * tf.reshape(scale, broadcast_shape)

@@ -1,0 +1,104 @@
+"""VGG16 with reduced fully connected layers: the SSD backbone.
+
+Architecture (Simonyan & Zisserman 2015, configuration D; SSD paper section 3 and the authors'
+Caffe ``VGGNet/VGG_ILSVRC_16_layers_fc_reduced``): thirteen 3x3 'SAME' convolutions in five
+blocks (2x64, 2x128, 3x256, 3x512, 3x512) with ReLU; pool1-4 are 2x2 stride 2 'SAME' (ceil, so
+pool3 turns 75 into 38 for a 300 input); pool5 is 3x3 stride 1 'SAME'; fc6 becomes a 3x3
+convolution with 1024 outputs and dilation 6, fc7 a 1x1 convolution with 1024 outputs. No batch
+norm, no dropout (reference).
+
+Variable names are TF-slim's ``vgg_16/conv1/conv1_1/weights`` ... ``vgg_16/fc7/biases`` below the
+caller's scope, so slim's ImageNet ``vgg_16.ckpt`` maps by prefix (see utility/checkpoint.py).
+
+Image convention of the backbone weights
+----------------------------------------
+The pretrained weights are TF-slim's ``vgg_16.ckpt``: RGB channel order, pixel values in
+[0, 255] minus the per-channel ImageNet mean ``IMAGE_MEAN_RGB``, no division by a standard
+deviation. This module is the one place that decides it: training, evaluation, export and the
+demo all call ``subtract_image_mean`` (or read ``IMAGE_MEAN_RGB`` / ``CHANNEL_ORDER``, e.g. for the
+zoom-out fill colour) from here rather than repeating the numbers.
+"""
+
+import tensorflow as tf
+
+from net import layers
+
+tf1 = tf.compat.v1
+
+CHANNEL_ORDER = 'RGB'
+IMAGE_MEAN_RGB = (123.68, 116.78, 103.94)
+
+BACKBONE_SCOPE = 'vgg_16'
+
+# (block name, number of 3x3 convolutions, depth at width 1.0): VGG16 configuration D.
+_CONV_BLOCKS = (('conv1', 2, 64), ('conv2', 2, 128), ('conv3', 3, 256), ('conv4', 3, 512),
+                ('conv5', 3, 512))
+_FC_DEPTH = 1024       # fc6 and fc7 after the reduction 4096 -> 1024 (every 4th filter).
+_FC6_DILATION = 6      # 7x7 fc6 decimated to 3x3 by taking every 3rd tap: dilation 3 * 2 = 6.
+_MIN_DEPTH = 8
+
+
+def subtract_image_mean(images_rgb):
+  """Maps RGB pixel values in [0, 255] to the backbone's input convention.
+
+  Args:
+    images_rgb: float32 [..., 3] RGB images with values in [0, 255].
+
+  Returns:
+    float32 [..., 3]: images minus IMAGE_MEAN_RGB (no scaling, channel order unchanged).
+  """
+  return tf.cast(images_rgb, tf.float32) - tf.constant(IMAGE_MEAN_RGB, tf.float32)
+
+
+def scaled_depth(depth, width_multiplier):
+  """Channel count at a width multiplier: depth * multiplier rounded half up, at least 8.
+
+  Example: width 1/16 gives conv1 8 (4 raised to 8), conv3 16, conv4 32, fc6 64.
+  """
+  if width_multiplier <= 0:
+    raise ValueError('width_multiplier must be > 0, got %r.' % (width_multiplier,))
+  return max(_MIN_DEPTH, int(depth * width_multiplier + 0.5))
+
+
+def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_training=False):
+  """Builds VGG16 reduced-fc under the variable scope 'vgg_16' of the current scope.
+
+  Args:
+    images: float32 [batch, height, width, 3] (NHWC) or [batch, 3, height, width] (NCHW),
+      already in the backbone convention (``subtract_image_mean``) and already in data_format.
+    data_format: 'NHWC' or 'NCHW'.
+    width_multiplier: scales every channel count (``scaled_depth``); 1.0 is the reference and
+      the only width the pretrained checkpoint fits.
+    is_training: Python bool; unused by the reference backbone (no batch norm, no dropout),
+      accepted so every backbone has the same signature.
+
+  Returns:
+    A dict of end points, layer name -> float32 tensor in data_format: 'conv1_1' ... 'conv5_3',
+    'pool1' ... 'pool5', 'fc6', 'fc7'. SSD uses 'conv4_3' (stride 8) and 'fc7' (stride 16).
+  """
+  del is_training  # No layer of the reference backbone depends on it.
+  layers.check_data_format(data_format)
+  end_points = {}
+  net = images
+  with tf1.variable_scope(BACKBONE_SCOPE):
+    for block_index, (block, num_convs, depth) in enumerate(_CONV_BLOCKS):
+      with tf1.variable_scope(block):
+        for conv_index in range(1, num_convs + 1):
+          name = '%s_%d' % (block, conv_index)
+          net = layers.conv2d(net, scaled_depth(depth, width_multiplier), 3, scope=name,
+                              data_format=data_format)
+          end_points[name] = net
+      pool_name = 'pool%d' % (block_index + 1)
+      if block_index < 4:
+        net = layers.max_pool(net, 2, 2, 'SAME', data_format, name=pool_name)
+      else:
+        # pool5 keeps the 19x19 resolution so fc6/fc7 stay dense (SSD paper section 3).
+        net = layers.max_pool(net, 3, 1, 'SAME', data_format, name=pool_name)
+      end_points[pool_name] = net
+    fc_depth = scaled_depth(_FC_DEPTH, width_multiplier)
+    net = layers.conv2d(net, fc_depth, 3, scope='fc6', dilation=_FC6_DILATION,
+                        data_format=data_format)
+    end_points['fc6'] = net
+    net = layers.conv2d(net, fc_depth, 1, scope='fc7', data_format=data_format)
+    end_points['fc7'] = net
+  return end_points
