@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 
 from utility import labels
+from dataset import voc_ground_truth
 from utility import voc_metric
 
 FLAGS = flags.FLAGS
@@ -75,7 +76,7 @@ def run_eval(voc_root, year, split, det_dir, metric='voc07', class_names='voc', 
   names = labels.load_class_names(class_names)
   year_folder = year if year.upper().startswith('VOC') else 'VOC' + year
   _check_inputs(voc_root, det_dir, names, prefix)
-  gt_annotations = voc_metric.load_ground_truth(voc_root, year_folder, split, cache_dir or None)
+  gt_annotations = voc_ground_truth.load_ground_truth(voc_root, year_folder, split, cache_dir or None)
   detections = voc_metric.read_detections(det_dir, names, prefix)
   results = voc_metric.evaluate_classes(gt_annotations, detections, names, metric)
   summary = voc_metric.summarize(results, metric)

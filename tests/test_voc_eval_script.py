@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import voc_eval
-from tests.test_voc_metric import write_voc_tree
+from tests.test_voc_ground_truth import write_voc_tree
 from utility import voc_metric
 from utility.voc_metric import make_detections
 

@@ -32,21 +32,17 @@ Detections are kept in ``ClassDetections``: image ids, scores and boxes in devki
 the graph's normalized boxes there).
 """
 
-import hashlib
 import json
 import math
 import os
-import pickle
-import tempfile
 import typing
 
 import numpy as np
 
-from dataset import voc
+from utility import file_io
 
 METRICS = ('voc07', 'area')
 DEFAULT_PREFIX = 'comp4_det_test_'
-_CACHE_VERSION = 1
 # Detections x GT slots per IoU chunk: bounds memory when an image holds many GTs of a class.
 _IOU_CHUNK_ELEMENTS = 1 << 22
 
@@ -68,21 +64,6 @@ def make_detections(rows=()):
   rows = list(rows)
   values = np.array([row[1:] for row in rows], np.float64).reshape(-1, 5)
   return ClassDetections(tuple(str(row[0]) for row in rows), values[:, 0], values[:, 1:])
-
-
-def _atomic_write(path, data, mode='wb'):
-  """Writes data to path through a temporary file in the same folder and os.replace."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-' + os.path.basename(path))
-  try:
-    with os.fdopen(fd, mode) as f:
-      f.write(data)
-    os.replace(tmp_path, path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,7 +173,7 @@ def write_detections(det_dir, detections_by_class, class_names=None, prefix=DEFA
       raise ValueError('Image id %r of class %s cannot be written to a result file; ids must '
                        'be non-empty without whitespace.' % (bad_ids[0], name))
     path = detection_file_path(det_dir, name, prefix)
-    _atomic_write(path, _format_detections(detections, box_decimals), mode='w')
+    file_io.atomic_write(path, _format_detections(detections, box_decimals), mode='w')
     paths.append(path)
   return paths
 
@@ -426,7 +407,7 @@ def summarize(results, metric):
 def write_summary_json(path, summary):
   """Writes the summary (mAP, ap, metric) to path as JSON, atomically; null for a None AP."""
   contract = {'mAP': summary['mAP'], 'ap': summary['ap'], 'metric': summary['metric']}
-  _atomic_write(path, json.dumps(contract, indent=2) + '\n', mode='w')
+  file_io.atomic_write(path, json.dumps(contract, indent=2) + '\n', mode='w')
 
 
 def evaluate(gt_annotations, detections_by_class, class_names, metric='voc07',
@@ -434,95 +415,6 @@ def evaluate(gt_annotations, detections_by_class, class_names, metric='voc07',
   """Per-class AP and their mean: ``summarize(evaluate_classes(...))``; see both."""
   return summarize(evaluate_classes(gt_annotations, detections_by_class, class_names, metric,
                                     iou_threshold), metric)
-
-
-# ----------------------------------------------------------------------------------------------
-# Ground truth from a VOC tree, with a cache that is never stale.
-
-def _file_digest(data):
-  return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _parser_digest():
-  """Digest of dataset/voc.py: a change to the parser invalidates every cached annotation."""
-  with open(voc.__file__, 'rb') as f:
-    return _file_digest(f.read())
-
-
-def _cache_path(cache_dir, voc_root, year_folder, split):
-  root_key = _file_digest(os.path.abspath(voc_root).encode('utf-8'))[:12]
-  return os.path.join(cache_dir, 'voc_gt_%s_%s_%s.pkl' % (year_folder, split, root_key))
-
-
-def _load_cache(path):
-  """The cached {image_id: (digest, annotation)}, or {} if absent, unreadable or outdated."""
-  try:
-    with open(path, 'rb') as f:
-      cache = pickle.load(f)
-    if cache['version'] == _CACHE_VERSION and cache['parser'] == _parser_digest():
-      return cache['entries']
-  except Exception:  # pylint: disable=broad-except  # any unusable cache is rebuilt
-    pass
-  return {}
-
-
-def _split_ids(voc_root, year_folder, split):
-  try:
-    return voc.read_split_ids(voc_root, year_folder, split)
-  except voc.DatasetLayoutError:
-    raise ValueError(
-        'No split file %s/ImageSets/Main/%s.txt under the VOC root %s (nor under %s/VOCdevkit); '
-        'check the VOC root, the year and the split name.'
-        % (year_folder, split, voc_root, voc_root)) from None
-
-
-def _read_annotation_bytes(voc_root, year_folder, image_id, split):
-  path = voc.annotation_path(voc_root, year_folder, image_id)
-  try:
-    with open(path, 'rb') as f:
-      return path, f.read()
-  except FileNotFoundError:
-    raise ValueError('Annotation %s of image %s (listed in split %s) does not exist; restore it '
-                     'or remove the id from the split file.' % (path, image_id, split)) from None
-
-
-def load_ground_truth(voc_root, year_folder, split, cache_dir=None):
-  """Parses the annotations of a split, optionally through a cache.
-
-  The cache (a pickle in cache_dir, one per VOC root, year and split, written atomically)
-  stores each file's content digest with its parsed annotation. Every call re-reads each XML
-  file and re-parses those whose digest changed: content digests, unlike size + mtime, cannot
-  miss an edit made within the file system's timestamp granularity. A changed parser
-  (dataset/voc.py) discards the whole cache.
-
-  Args:
-    voc_root: the VOCdevkit folder or its parent.
-    year_folder: e.g. 'VOC2007'.
-    split: e.g. 'test' (reads ImageSets/Main/<split>.txt).
-    cache_dir: folder for the cache; None or '' disables it.
-
-  Returns:
-    {image_id: dataset.voc.VocAnnotation} in split-file order.
-
-  Raises:
-    ValueError: for a missing split file or annotation, or an unparseable annotation.
-  """
-  image_ids = _split_ids(voc_root, year_folder, split)
-  cache_path = _cache_path(cache_dir, voc_root, year_folder, split) if cache_dir else None
-  cached = _load_cache(cache_path) if cache_path else {}
-  entries, changed = {}, False
-  for image_id in image_ids:
-    path, data = _read_annotation_bytes(voc_root, year_folder, image_id, split)
-    digest = _file_digest(data)
-    if image_id in cached and cached[image_id][0] == digest:
-      entries[image_id] = cached[image_id]
-    else:
-      entries[image_id] = (digest, voc.parse_annotation(path))
-      changed = True
-  if cache_path and (changed or set(cached) != set(entries)):
-    payload = {'version': _CACHE_VERSION, 'parser': _parser_digest(), 'entries': entries}
-    _atomic_write(cache_path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-  return {image_id: entry[1] for image_id, entry in entries.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -580,6 +472,6 @@ def save_pr_curves(results, output_dir, metric=None):
     if not ok:
       raise ValueError('Could not encode the PR curve of class %s as PNG.' % name)
     path = os.path.join(output_dir, 'pr_%s.png' % name)
-    _atomic_write(path, encoded.tobytes())
+    file_io.atomic_write(path, encoded.tobytes())
     paths.append(path)
   return paths
