@@ -112,3 +112,26 @@ def corners_to_center(boxes):
 def center_to_corners(cy, cx, h, w):
   """(cy, cx, h, w), each [...] -> [..., 4] [ymin, xmin, ymax, xmax]."""
   return tf.stack([cy - h / 2.0, cx - w / 2.0, cy + h / 2.0, cx + w / 2.0], axis=-1)
+
+
+def change_coordinate_frame(boxes, window):
+  """Expresses boxes in the normalized frame of ``window`` (as the OD API's box_list_ops).
+
+  Args:
+    boxes: float32 [N, 4] [ymin, xmin, ymax, xmax] in some frame.
+    window: float32 [4] [ymin, xmin, ymax, xmax] in the same frame, with positive size; it may
+      reach outside [0, 1].
+
+  Returns:
+    float32 [N, 4]: the window maps to [0, 0, 1, 1]. Not clipped.
+  """
+  ymin, xmin, ymax, xmax = tf.unstack(window)
+  origin = tf.stack([ymin, xmin, ymin, xmin])
+  scale = tf.stack([ymax - ymin, xmax - xmin, ymax - ymin, xmax - xmin])
+  return (boxes - origin) / scale
+
+
+def flip_left_right(boxes):
+  """Mirrors normalized boxes [..., 4] horizontally: x -> 1 - x, so xmin and xmax swap."""
+  ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+  return tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)
