@@ -9,3 +9,46 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 tf.compat.v1.disable_eager_execution()
+
+
+import pytest  # noqa: E402
+
+TINY_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle')
+
+
+@pytest.fixture(scope='session')
+def tiny_records(tmp_path_factory):
+  """A small synthetic VOC tree converted to TFRecords, shared by the tests that train.
+
+  Returns:
+    dict with 'voc_root' (the folder holding VOCdevkit), 'records' (train-*/val-* shards,
+    2 each), 'class_names'.
+  """
+  from dataset import convert_tfrecords
+  from dataset import make_synthetic_voc
+  root = tmp_path_factory.mktemp('tiny_voc')
+  voc_root, records = str(root / 'voc'), str(root / 'records')
+  make_synthetic_voc.generate_voc(voc_root, num_trainval=24, num_test=8, seed=3,
+                                  class_names=TINY_CLASSES, min_size=96, max_size=160,
+                                  num_workers=1)
+  convert_tfrecords.convert(
+      voc_root, records, convert_tfrecords.parse_split_specs('VOC2007:trainval', 'train'),
+      convert_tfrecords.parse_split_specs('VOC2007:test', 'val'), train_shards=2, val_shards=2,
+      num_workers=1, class_names=TINY_CLASSES)
+  return {'voc_root': voc_root, 'records': records, 'class_names': TINY_CLASSES}
+
+
+def tiny_config(**train_overrides):
+  """A small SSD (ssd_quick at 160 px, width 1/16) on TINY_CLASSES, fast enough for tests."""
+  from utility import config
+  train = dict(batch_size=4, optimizer='adam', learning_rate=1e-3, warmup_steps=0,
+               decay_boundaries=(), lr_decay_factors=(1.0,), max_number_of_steps=2,
+               save_checkpoints_steps=1, log_every_n_steps=1, save_summary_steps=1,
+               tf_random_seed=7)
+  train.update(train_overrides)
+  return config.SSDConfig(
+      model=config.ModelConfig(architecture='ssd_quick', image_size=160, class_names=TINY_CLASSES,
+                               width_multiplier=0.0625, anchor_min_scale=0.1,
+                               anchor_max_scale=0.9),
+      train=config.TrainConfig(**train),
+      input=config.InputConfig(shuffle_buffer=16, max_boxes_per_image=20))

@@ -1,0 +1,198 @@
+"""tf.data input pipelines for the SSD Estimator (train and eval).
+
+Train: shard files by glob -> (shard per input pipeline) -> parallel interleave of TFRecord
+files -> shuffle -> repeat -> parse -> drop images without boxes -> decode + augment (TF ops,
+preprocessing/ssd_preprocessing.py) + encode targets for the anchors (utility/target_assigner.py),
+all in one parallel map -> batch with fixed shapes -> prefetch.
+
+Eval: files in order, no shuffle or augmentation, every image once (the last batch may be
+smaller), the unaugmented ground truth kept for the VOC metric.
+
+Output contract (what net/model_fn.py reads):
+  features['image']: float32 [batch, size, size, 3], RGB minus the backbone mean.
+  features['filename']: string [batch]; 'height', 'width': int64 [batch] original size (eval).
+  labels['cls_targets']: int64 [batch, num_anchors]; 'loc_targets': float32 [batch, num_anchors,
+    4]; 'boxes': float32 [batch, max_boxes, 4]; 'labels', 'difficult': int64 [batch, max_boxes];
+  'num_boxes': int32 [batch]. Ground-truth rows past num_boxes are zero padding.
+"""
+
+import tensorflow as tf
+
+from dataset import tfrecord_io
+from net import model_spec
+from preprocessing import geometric
+from preprocessing import photometric
+from preprocessing import ssd_preprocessing
+from utility import target_assigner
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def list_shards(file_pattern):
+  """Sorted files matching a glob (or a comma-separated list of globs).
+
+  Raises:
+    ValueError: naming the pattern when nothing matches.
+  """
+  files = []
+  for pattern in file_pattern.split(','):
+    files.extend(tf.io.gfile.glob(pattern.strip()))
+  if not files:
+    raise ValueError('No TFRecord files match %r: check --data_dir (it should hold train-*/val-* '
+                     'shards written by dataset/convert_tfrecords.py).' % file_pattern)
+  return sorted(set(files))
+
+
+def _autotune(value):
+  return AUTOTUNE if value is None or value < 1 else value
+
+
+def _pad_rows(tensor, max_rows):
+  """Pads (or, in training, truncates) the first dim of tensor to max_rows."""
+  tensor = tensor[:max_rows]
+  padding = [[0, max_rows - tf.shape(tensor)[0]]] + [[0, 0]] * (tensor.shape.rank - 1)
+  return tf.pad(tensor, padding)
+
+
+def _encode_targets(anchors, boxes, labels, difficult, num_boxes, model_config):
+  valid = target_assigner.non_difficult_mask(difficult, num_boxes)
+  return target_assigner.assign_targets(
+      anchors, boxes, labels, match_threshold=model_config.match_threshold,
+      unmatched_threshold=model_config.neg_threshold, variances=model_config.prior_variances,
+      gt_valid_mask=valid)
+
+
+def _ground_truth(boxes, labels, difficult, num_boxes, max_boxes):
+  return {'boxes': _pad_rows(boxes, max_boxes), 'labels': _pad_rows(labels, max_boxes),
+          'difficult': _pad_rows(difficult, max_boxes),
+          'num_boxes': tf.minimum(num_boxes, max_boxes)}
+
+
+def _augmentation_configs(input_config):
+  photometric_config = photometric.PhotometricConfig(channel_swap_prob=(
+      0.5 if input_config.channel_swap else 0.0))
+  geometric_config = geometric.GeometricConfig(expand_prob=input_config.expand_probability,
+                                               max_expand_ratio=input_config.max_expand_ratio)
+  return photometric_config, geometric_config
+
+
+def make_train_example_fn(ssd_config):
+  """(decoded example dict, seed or None) -> (features, labels) for one training image."""
+  model, input_config = ssd_config.model, ssd_config.input
+  size = (model.image_size, model.image_size)
+  photometric_config, geometric_config = _augmentation_configs(input_config)
+
+  def example_fn(example, seed=None):
+    image, boxes, labels, num_boxes = ssd_preprocessing.preprocess_for_train(
+        example['image'], example['boxes'], example['labels'], example['difficult'],
+        mean_rgb=model_spec.IMAGE_MEAN_RGB, out_size=size,
+        use_difficult=input_config.use_difficult, seed=seed,
+        photometric_config=photometric_config, geometric_config=geometric_config)
+    difficult = tf.zeros_like(labels)  # dropped or, by the all-difficult rule, kept as targets
+    targets = _encode_targets(model_spec.generate_anchors(model), boxes, labels, difficult,
+                              num_boxes, model)
+    label_dict = {'cls_targets': targets['cls_targets'], 'loc_targets': targets['loc_targets']}
+    label_dict.update(_ground_truth(boxes, labels, difficult, num_boxes,
+                                    input_config.max_boxes_per_image))
+    return {'image': image}, label_dict
+
+  return example_fn
+
+
+def make_eval_example_fn(ssd_config):
+  """decoded example dict -> (features, labels) for one evaluation image."""
+  model, max_boxes = ssd_config.model, ssd_config.input.max_boxes_per_image
+
+  def example_fn(example):
+    check = tf.debugging.assert_less_equal(
+        example['num_boxes'], max_boxes,
+        message='An eval image has more objects than --max_boxes_per_image; raise it.')
+    with tf.control_dependencies([check]):
+      num_boxes = tf.identity(example['num_boxes'])
+    image = ssd_preprocessing.preprocess_for_eval(
+        example['image'], (model.image_size, model.image_size), model_spec.IMAGE_MEAN_RGB)
+    targets = _encode_targets(model_spec.generate_anchors(model), example['boxes'],
+                              example['labels'], example['difficult'], num_boxes, model)
+    features = {'image': image, 'filename': example['filename'], 'height': example['height'],
+                'width': example['width']}
+    label_dict = {'cls_targets': targets['cls_targets'], 'loc_targets': targets['loc_targets']}
+    label_dict.update(_ground_truth(example['boxes'], example['labels'], example['difficult'],
+                                    num_boxes, max_boxes))
+    return features, label_dict
+
+  return example_fn
+
+
+def _records(files, input_config, shuffle, seed):
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle:
+    dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  return dataset.interleave(
+      tf.data.TFRecordDataset, cycle_length=_autotune(input_config.num_readers),
+      num_parallel_calls=_autotune(input_config.num_readers), deterministic=not shuffle or bool(
+          seed))
+
+
+def train_dataset(file_pattern, ssd_config, batch_size, input_context=None, seed=None):
+  """Infinite dataset of augmented training batches of `batch_size` (per replica).
+
+  Args:
+    file_pattern: glob of training shards.
+    ssd_config: utility.config.SSDConfig.
+    batch_size: images per batch produced by this pipeline.
+    input_context: tf.distribute.InputContext; with several input pipelines (workers) each
+      reads a disjoint share of the files (or of the records if there are fewer files).
+    seed: optional int; makes file order, shuffling and augmentation reproducible.
+  """
+  files = list_shards(file_pattern)
+  input_config = ssd_config.input
+  dataset = _records(files, input_config, shuffle=True, seed=seed)
+  if input_context and input_context.num_input_pipelines > 1:
+    dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+  dataset = dataset.shuffle(input_config.shuffle_buffer, seed=seed).repeat()
+  dataset = dataset.map(tfrecord_io.decode_example, num_parallel_calls=_autotune(
+      input_config.num_parallel_calls), deterministic=seed is not None)
+  dataset = dataset.filter(lambda example: example['num_boxes'] > 0)
+  example_fn = make_train_example_fn(ssd_config)
+  if seed is not None:
+    # One stateless seed [2] per image, independent of thread scheduling.
+    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+    dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+        example_fn, num_parallel_calls=_autotune(input_config.num_parallel_calls),
+        deterministic=True)
+  else:
+    dataset = dataset.map(example_fn, num_parallel_calls=_autotune(
+        input_config.num_parallel_calls), deterministic=False)
+  dataset = dataset.batch(batch_size, drop_remainder=True)
+  return dataset.prefetch(_autotune(input_config.prefetch_batches))
+
+
+def eval_dataset(file_pattern, ssd_config, batch_size):
+  """Every evaluation image exactly once, in file order; the last batch may be smaller."""
+  files = list_shards(file_pattern)
+  input_config = ssd_config.input
+  dataset = _records(files, input_config, shuffle=False, seed=None)
+  dataset = dataset.map(tfrecord_io.decode_example,
+                        num_parallel_calls=_autotune(input_config.num_parallel_calls))
+  dataset = dataset.map(make_eval_example_fn(ssd_config),
+                        num_parallel_calls=_autotune(input_config.num_parallel_calls))
+  return dataset.batch(batch_size).prefetch(_autotune(input_config.prefetch_batches))
+
+
+def make_train_input_fn(file_pattern, ssd_config, seed=None):
+  """Estimator input_fn; under a distribution strategy it batches per replica."""
+  global_batch = ssd_config.train.batch_size
+
+  def input_fn(input_context=None):
+    batch = (input_context.get_per_replica_batch_size(global_batch) if input_context
+             else global_batch)
+    return train_dataset(file_pattern, ssd_config, batch, input_context, seed)
+
+  return input_fn
+
+
+def make_eval_input_fn(file_pattern, ssd_config, batch_size):
+  def input_fn():
+    return eval_dataset(file_pattern, ssd_config, batch_size)
+
+  return input_fn

@@ -1,0 +1,72 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dataset import input_fn
+from net import model_spec
+from tests.conftest import tiny_config
+from utility import box_coder
+
+tf1 = tf.compat.v1
+
+
+def _run(dataset, num_batches):
+  with tf.Graph().as_default():
+    next_element = tf1.data.make_one_shot_iterator(dataset()).get_next()
+    with tf1.Session() as sess:
+      return [sess.run(next_element) for _ in range(num_batches)]
+
+
+def test_train_batches_have_documented_shapes_and_consistent_targets(tiny_records):
+  config = tiny_config()
+  pattern = os.path.join(tiny_records['records'], 'train-*')
+  (features, labels), = _run(lambda: input_fn.train_dataset(pattern, config, 4, seed=5), 1)
+  num_anchors = model_spec.num_anchors(config.model)
+  assert features['image'].shape == (4, 160, 160, 3) and features['image'].dtype == np.float32
+  assert labels['cls_targets'].shape == (4, num_anchors) and labels['cls_targets'].dtype == np.int64
+  assert labels['loc_targets'].shape == (4, num_anchors, 4)
+  assert labels['boxes'].shape == (4, 20, 4) and labels['num_boxes'].dtype == np.int32
+  assert (labels['num_boxes'] > 0).all()
+  with tf.Graph().as_default(), tf1.Session() as sess:
+    anchors = sess.run(model_spec.generate_anchors(config.model))
+    decoded = sess.run(box_coder.decode(tf.constant(labels['loc_targets']), tf.constant(anchors)))
+  for i in range(4):
+    n = labels['num_boxes'][i]
+    gt = labels['boxes'][i, :n]
+    positives = np.where(labels['cls_targets'][i] > 0)[0]
+    assert len(positives) >= n  # every box gets at least its best anchor
+    for a in positives:
+      # Each positive anchor decodes back to one of the image's boxes, with that box's label.
+      match = np.where(np.abs(gt - decoded[i, a]).max(axis=1) < 1e-4)[0]
+      assert len(match) >= 1
+      assert labels['cls_targets'][i, a] in labels['labels'][i, match]
+    assert (labels['loc_targets'][i, labels['cls_targets'][i] <= 0] == 0).all()
+
+
+def test_same_seed_gives_the_same_batch(tiny_records):
+  config = tiny_config()
+  pattern = os.path.join(tiny_records['records'], 'train-*')
+  first = _run(lambda: input_fn.train_dataset(pattern, config, 2, seed=11), 2)
+  second = _run(lambda: input_fn.train_dataset(pattern, config, 2, seed=11), 2)
+  for (f1, l1), (f2, l2) in zip(first, second):
+    np.testing.assert_array_equal(f1['image'], f2['image'])
+    np.testing.assert_array_equal(l1['boxes'], l2['boxes'])
+
+
+def test_eval_yields_every_image_once_with_original_ground_truth(tiny_records):
+  config = tiny_config()
+  pattern = os.path.join(tiny_records['records'], 'val-*')
+  batches = _run(lambda: input_fn.eval_dataset(pattern, config, 3), 3)  # 8 images: 3 + 3 + 2
+  filenames = [f for features, _ in batches for f in features['filename']]
+  assert sorted(filenames) == [b'%06d.jpg' % i for i in range(25, 33)]
+  assert [len(features['filename']) for features, _ in batches] == [3, 3, 2]
+  sizes = np.concatenate([features['height'] for features, _ in batches])
+  assert ((sizes >= 96) & (sizes <= 160)).all()
+
+
+def test_empty_pattern_is_a_clear_error(tmp_path):
+  with pytest.raises(ValueError, match=r"No TFRecord files match '.*/nothing-\*': check "
+                                       r'--data_dir'):
+    input_fn.list_shards(str(tmp_path / 'nothing-*'))
