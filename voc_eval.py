@@ -19,8 +19,8 @@ if not __package__:
 from absl import app
 from absl import flags
 
-from utility import labels
 from dataset import voc_ground_truth
+from utility import labels
 from utility import voc_metric
 
 FLAGS = flags.FLAGS
@@ -37,20 +37,6 @@ def define_flags():
   flags.DEFINE_string('pr_curves_dir', '', 'Write a precision-recall PNG per class here.')
   flags.DEFINE_string('cache_dir', '', 'Cache parsed annotations here (never used stale).')
   flags.mark_flags_as_required(['voc_root', 'det_dir'])
-
-
-def format_table(results, summary):
-  """Per-class lines 'class AP #GT #det' and a final mAP line."""
-  width = max([len(name) for name in results] + [5])
-  lines = ['%-*s  %8s  %6s  %7s' % (width, 'class', 'AP', '#GT', '#det')]
-  for name, result in results.items():
-    ap = 'n/a' if result['ap'] is None else '%.4f' % result['ap']
-    lines.append('%-*s  %8s  %6d  %7d' % (width, name, ap, result['num_gt'],
-                                         result['num_detections']))
-  lines.append('%-*s  %8.4f  (%s, mean over %d classes)' % (
-      width, 'mAP', summary['mAP'], summary['metric'],
-      sum(ap is not None for ap in summary['ap'].values())))
-  return lines
 
 
 def _check_inputs(voc_root, det_dir, class_names, prefix):
@@ -76,7 +62,8 @@ def run_eval(voc_root, year, split, det_dir, metric='voc07', class_names='voc', 
   names = labels.load_class_names(class_names)
   year_folder = year if year.upper().startswith('VOC') else 'VOC' + year
   _check_inputs(voc_root, det_dir, names, prefix)
-  gt_annotations = voc_ground_truth.load_ground_truth(voc_root, year_folder, split, cache_dir or None)
+  gt_annotations = voc_ground_truth.load_ground_truth(voc_root, year_folder, split,
+                                                      cache_dir or None)
   detections = voc_metric.read_detections(det_dir, names, prefix)
   results = voc_metric.evaluate_classes(gt_annotations, detections, names, metric)
   summary = voc_metric.summarize(results, metric)
@@ -84,7 +71,7 @@ def run_eval(voc_root, year, split, det_dir, metric='voc07', class_names='voc', 
     voc_metric.write_summary_json(json_output, summary)
   if pr_curves_dir:
     voc_metric.save_pr_curves(results, pr_curves_dir, metric)
-  return summary, format_table(results, summary)
+  return summary, voc_metric.format_table(results, summary)
 
 
 def main(argv):

@@ -54,6 +54,14 @@ ARCHITECTURES = {
         ExtraBlock('conv11', 128, 256, 3, 2, 'SAME'),   # 4 -> 2
         ExtraBlock('conv12', 128, 256, 4, 1, 1),        # 2 + 2 - 4 + 1 = 1
     )),
+    # Not in the paper: a small model for quick from-scratch runs on a CPU (configs/quick.flags,
+    # `make demo`). Same backbone and heads, thinner extras, 192x192 input, 5 sources
+    # 24, 12, 6, 3, 1; default boxes come from --anchor_min_scale/--anchor_max_scale.
+    'ssd_quick': Architecture('ssd_quick', 192, (
+        ExtraBlock('conv8', 64, 128, 3, 2, 'SAME'),     # 12 -> 6
+        ExtraBlock('conv9', 64, 128, 3, 2, 'SAME'),     # 6 -> 3
+        ExtraBlock('conv10', 64, 128, 3, 1, 'VALID'),   # 3 -> 1
+    )),
 }
 
 # Parameter groups reported by count_parameters: part -> scope below the model scope.
@@ -172,7 +180,7 @@ def _check_build_args(arch, images, num_classes, anchors_per_location, data_form
 
 def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_location=None,
               data_format='NHWC', width_multiplier=1.0, extra_batch_norm=False, is_training=False,
-              model_scope=None):
+              model_scope=None, backbone_batch_norm=False):
   """Builds the SSD network under `model_scope`.
 
   Args:
@@ -188,6 +196,8 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
     extra_batch_norm: batch norm in the extra layers (not in the reference).
     is_training: Python bool, batch norm mode.
     model_scope: variable scope of the whole model; defaults to the architecture name.
+    backbone_batch_norm: batch norm in the VGG backbone (not in the reference; for small
+      models trained from scratch).
 
   Returns:
     A dict:
@@ -206,7 +216,8 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
   sizes = feature_map_sizes(arch, int(images.shape[1]))
   with tf1.variable_scope(model_scope or arch.name):
     net = images if data_format == 'NHWC' else tf.transpose(images, [0, 3, 1, 2])
-    end_points = vgg.vgg16_reduced_fc(net, data_format, width_multiplier, is_training)
+    end_points = vgg.vgg16_reduced_fc(net, data_format, width_multiplier, is_training,
+                                      batch_norm=backbone_batch_norm)
     conv4_3 = layers.l2_normalization(end_points['conv4_3'], CONV4_3_NORM_SCALE_INIT,
                                       data_format, scope='conv4_3_norm')
     sources = [conv4_3, end_points['fc7']]

@@ -60,7 +60,8 @@ def scaled_depth(depth, width_multiplier):
   return max(_MIN_DEPTH, int(depth * width_multiplier + 0.5))
 
 
-def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_training=False):
+def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_training=False,
+                     batch_norm=False):
   """Builds VGG16 reduced-fc under the variable scope 'vgg_16' of the current scope.
 
   Args:
@@ -69,14 +70,14 @@ def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_traini
     data_format: 'NHWC' or 'NCHW'.
     width_multiplier: scales every channel count (``scaled_depth``); 1.0 is the reference and
       the only width the pretrained checkpoint fits.
-    is_training: Python bool; unused by the reference backbone (no batch norm, no dropout),
-      accepted so every backbone has the same signature.
+    is_training: Python bool, batch norm mode (the reference has no batch norm or dropout).
+    batch_norm: batch norm after every convolution instead of biases; not in the reference
+      (no pretrained weights exist for it), for small models trained from scratch.
 
   Returns:
     A dict of end points, layer name -> float32 tensor in data_format: 'conv1_1' ... 'conv5_3',
     'pool1' ... 'pool5', 'fc6', 'fc7'. SSD uses 'conv4_3' (stride 8) and 'fc7' (stride 16).
   """
-  del is_training  # No layer of the reference backbone depends on it.
   layers.check_data_format(data_format)
   end_points = {}
   net = images
@@ -86,7 +87,8 @@ def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_traini
         for conv_index in range(1, num_convs + 1):
           name = '%s_%d' % (block, conv_index)
           net = layers.conv2d(net, scaled_depth(depth, width_multiplier), 3, scope=name,
-                              data_format=data_format)
+                              data_format=data_format, batch_norm=batch_norm,
+                              is_training=is_training)
           end_points[name] = net
       pool_name = 'pool%d' % (block_index + 1)
       if block_index < 4:
@@ -97,8 +99,9 @@ def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_traini
       end_points[pool_name] = net
     fc_depth = scaled_depth(_FC_DEPTH, width_multiplier)
     net = layers.conv2d(net, fc_depth, 3, scope='fc6', dilation=_FC6_DILATION,
-                        data_format=data_format)
+                        data_format=data_format, batch_norm=batch_norm, is_training=is_training)
     end_points['fc6'] = net
-    net = layers.conv2d(net, fc_depth, 1, scope='fc7', data_format=data_format)
+    net = layers.conv2d(net, fc_depth, 1, scope='fc7', data_format=data_format,
+                        batch_norm=batch_norm, is_training=is_training)
     end_points['fc7'] = net
   return end_points

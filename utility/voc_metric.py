@@ -404,6 +404,20 @@ def summarize(results, metric):
   return {'mAP': float(np.mean(defined)), 'ap': ap, 'metric': metric}
 
 
+def format_table(results, summary):
+  """Per-class lines 'class AP #GT #det' and a final mAP line."""
+  width = max([len(name) for name in results] + [5])
+  lines = ['%-*s  %8s  %6s  %7s' % (width, 'class', 'AP', '#GT', '#det')]
+  for name, result in results.items():
+    ap = 'n/a' if result['ap'] is None else '%.4f' % result['ap']
+    lines.append('%-*s  %8s  %6d  %7d' % (width, name, ap, result['num_gt'],
+                                         result['num_detections']))
+  lines.append('%-*s  %8.4f  (%s, mean over %d classes)' % (
+      width, 'mAP', summary['mAP'], summary['metric'],
+      sum(ap is not None for ap in summary['ap'].values())))
+  return lines
+
+
 def write_summary_json(path, summary):
   """Writes the summary (mAP, ap, metric) to path as JSON, atomically; null for a None AP."""
   contract = {'mAP': summary['mAP'], 'ap': summary['ap'], 'metric': summary['metric']}

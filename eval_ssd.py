@@ -1,0 +1,66 @@
+"""Evaluate a trained SSD on the val shards with the VOC protocol.
+
+  python eval_ssd.py --data_dir=DIR --model_dir=DIR [--det_dir=DIR] [--metric=voc07|area]
+      [--batch_size=8] [--checkpoint_path=CKPT] [--json_output=FILE]
+      [--score_threshold=0.01 --pre_nms_top_k=400 --nms_iou_threshold=0.45 ...]
+
+Builds the model from <model_dir>/ssd_config.json (whatever recipe trained it), runs detection
+with per-class NMS in the graph, writes devkit result files comp4_det_test_<class>.txt (1-based
+pixels of the original images) into --det_dir, prints per-class AP and mAP and writes them to
+TensorBoard (<model_dir>/eval).
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tensorflow as tf  # noqa: E402
+
+from net import evaluation  # noqa: E402
+from utility import config as config_lib  # noqa: E402
+from utility import ssd_flags  # noqa: E402
+from utility import voc_metric  # noqa: E402
+
+flags.DEFINE_string('data_dir', None, 'Folder with the val-* TFRecord shards.')
+flags.DEFINE_string('model_dir', None, 'Folder written by train_ssd.py.')
+flags.DEFINE_string('val_file_pattern', 'val-*', 'Evaluation shards, relative to data_dir.')
+flags.DEFINE_string('det_dir', '', 'Where to write result files; default <model_dir>/detections.')
+flags.DEFINE_integer('batch_size', 8, 'Images per evaluation batch.')
+flags.DEFINE_string('checkpoint_path', '', 'A specific checkpoint; default: the latest.')
+flags.DEFINE_enum('metric', 'voc07', voc_metric.METRICS, '11-point VOC07 AP or area AP.')
+flags.DEFINE_string('json_output', '', 'Also write {"mAP", "ap", "metric"} here.')
+flags.DEFINE_string('data_format', '', 'Override the trained NHWC/NCHW layout (e.g. NHWC on CPU).')
+ssd_flags.define_config_flags(sections=('postprocess',))
+flags.mark_flags_as_required(['data_dir', 'model_dir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  tf.compat.v1.disable_eager_execution()
+  try:
+    ssd_config = ssd_flags.config_from_flags(FLAGS, base=config_lib.load(FLAGS.model_dir),
+                                             sections=('postprocess',))
+    if FLAGS.data_format:
+      ssd_config = ssd_flags.override_model(ssd_config, data_format=FLAGS.data_format)
+    det_dir = FLAGS.det_dir or evaluation.default_det_dir(FLAGS.model_dir)
+    summary, results, path, step = evaluation.evaluate(
+        ssd_config, FLAGS.model_dir, os.path.join(FLAGS.data_dir, FLAGS.val_file_pattern),
+        FLAGS.batch_size, det_dir, FLAGS.metric, FLAGS.checkpoint_path)
+  except (ValueError, FileNotFoundError) as error:
+    logging.error('%s', error)
+    sys.exit(1)
+  print('%s (step %d):' % (path, step))
+  print(evaluation.format_report(summary, results))
+  print('Result files: %s' % det_dir)
+  if FLAGS.json_output:
+    voc_metric.write_summary_json(FLAGS.json_output, summary)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,91 @@
+"""Ties a ModelConfig to its network and its default boxes.
+
+The network (net/ssd_net.py) and the anchor generator (utility/anchors.py) are independent
+pieces; this module is the one place that makes them agree: the anchors per location of each
+source and the feature-map sizes of the network at the configured input size.
+
+Default boxes come from the architecture's preset (the exact Caffe numbers for ssd300/ssd512)
+unless the config gives ``anchor_min_scale``/``anchor_max_scale``, in which case they are spread
+linearly over the network's feature maps (paper eq. 4), which is what a custom input size or a
+small quick model needs.
+"""
+
+from net import ssd_net
+from net import vgg
+from utility import anchors as anchor_lib
+
+
+def anchor_layers(model_config):
+  """Anchor layers (utility.anchors.AnchorLayer tuple) for a ModelConfig.
+
+  Raises:
+    ValueError: if the preset does not fit the network's feature maps at this image size.
+  """
+  sizes = ssd_net.feature_map_sizes(model_config.architecture, model_config.image_size)
+  if model_config.anchor_min_scale > 0:
+    return anchor_lib.scaled_layers(sizes, model_config.image_size,
+                                    min_scale=model_config.anchor_min_scale,
+                                    max_scale=model_config.anchor_max_scale,
+                                    aspect_ratios=_preset_ratios(model_config, len(sizes)))
+  preset = anchor_lib.PRESETS.get(model_config.architecture)
+  if preset is None:
+    raise ValueError('Architecture %r has no anchor preset: set --anchor_min_scale and '
+                     '--anchor_max_scale.' % model_config.architecture)
+  preset_size, layers = preset
+  preset_sizes = [layer.feature_size for layer in layers]
+  if preset_size != model_config.image_size or preset_sizes != sizes:
+    raise ValueError('The %s anchor preset is for %dx%d inputs (feature maps %s), but '
+                     '--train_image_size=%d gives %s: use %d or set --anchor_min_scale and '
+                     '--anchor_max_scale.' % (model_config.architecture, preset_size, preset_size,
+                                              preset_sizes, model_config.image_size, sizes,
+                                              preset_size))
+  return layers
+
+
+def _preset_ratios(model_config, num_layers):
+  """Aspect ratios per layer: the preset's when it has as many layers, else {2, 3} inside and
+  {2} on the first and the last two layers (the SSD300 pattern)."""
+  preset = anchor_lib.PRESETS.get(model_config.architecture)
+  if preset is not None and len(preset[1]) == num_layers:
+    return tuple(layer.aspect_ratios for layer in preset[1])
+  return tuple((2.0,) if k == 0 or k >= num_layers - 2 else (2.0, 3.0)
+               for k in range(num_layers))
+
+
+def anchors_per_location(model_config):
+  """List of ints, anchors per feature-map cell for each source."""
+  return anchor_lib.num_anchors_per_location(anchor_layers(model_config))
+
+
+def num_anchors(model_config):
+  """Total number of default boxes (8732 for the reference SSD300)."""
+  return anchor_lib.num_anchors(anchor_layers(model_config))
+
+
+def generate_anchors(model_config):
+  """float32 [num_anchors, 4] normalized [ymin, xmin, ymax, xmax], in the heads' order."""
+  return anchor_lib.generate_anchors(anchor_layers(model_config), model_config.image_size,
+                                     clip=model_config.clip_anchors)
+
+
+def build_network(images, model_config, is_training):
+  """Builds the SSD network for a ModelConfig.
+
+  Args:
+    images: float32 [batch, image_size, image_size, 3], RGB minus vgg.IMAGE_MEAN_RGB.
+    model_config: utility.config.ModelConfig.
+    is_training: Python bool (batch norm mode).
+
+  Returns:
+    The dict of ssd_net.build_ssd: 'box_offsets' [batch, num_anchors, 4], 'class_logits'
+    [batch, num_anchors, num_classes], 'feature_maps', 'feature_map_sizes'.
+  """
+  return ssd_net.build_ssd(
+      images, architecture=model_config.architecture, num_classes=model_config.num_classes,
+      anchors_per_location=anchors_per_location(model_config),
+      data_format=model_config.data_format, width_multiplier=model_config.width_multiplier,
+      extra_batch_norm=model_config.extra_batch_norm, is_training=is_training,
+      model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm)
+
+
+IMAGE_MEAN_RGB = vgg.IMAGE_MEAN_RGB  # the backbone's convention, re-exported for the pipeline

@@ -1,0 +1,112 @@
+"""Training driver used by train_ssd.py: settings checks, the Estimator, train or
+train_and_evaluate, and the NaN guard's message."""
+
+import dataclasses
+import os
+import re
+
+import tensorflow as tf
+from absl import logging
+
+from dataset import input_fn as input_lib
+from net import model_fn as model_fn_lib
+from net import model_spec
+from net import run_config as run_config_lib
+from utility import config as config_lib
+
+NAN_CAUSES = ('Likely causes: a learning rate too high for this batch size or model (lower '
+              '--learning_rate or lengthen --warmup_steps), training from scratch without '
+              'batch norm, or corrupt boxes in the data (check with '
+              'dataset/inspect_tfrecords.py).')
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or Inf; the message names the step and likely causes."""
+
+
+def validate(ssd_config):
+  """Raises ValueError with a fix for inconsistent settings (checked before any work)."""
+  train = ssd_config.train
+  if len(train.lr_decay_factors) != len(train.decay_boundaries) + 1:
+    raise ValueError('--lr_decay_factors needs one more value than --decay_boundaries (%d vs '
+                     '%d).' % (len(train.lr_decay_factors), len(train.decay_boundaries)))
+  if list(train.decay_boundaries) != sorted(train.decay_boundaries):
+    raise ValueError('--decay_boundaries must increase, got %s.' % (train.decay_boundaries,))
+  if train.batch_size < 1 or train.max_number_of_steps < 1:
+    raise ValueError('--batch_size and --max_number_of_steps must be >= 1.')
+  model = ssd_config.model
+  if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
+    raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'
+                     % (model.neg_threshold, model.match_threshold))
+  if train.checkpoint_path and model.width_multiplier != 1.0:
+    raise ValueError('--checkpoint_path (ImageNet VGG16) needs --width_multiplier=1.0, got %s.'
+                     % model.width_multiplier)
+  if train.checkpoint_path and model.backbone_batch_norm:
+    raise ValueError('--checkpoint_path (ImageNet VGG16) has no batch norm: drop '
+                     '--backbone_batch_norm.')
+  if model.data_format not in ('NHWC', 'NCHW'):
+    raise ValueError("--data_format must be NHWC/channels_last or NCHW/channels_first, got %r."
+                     % model.data_format)
+  model_spec.anchor_layers(model)  # raises for an architecture / image size / anchor mismatch
+
+
+def check_resumable(ssd_config, model_dir):
+  """A model_dir trained with other model settings cannot be resumed: say which differ."""
+  path = os.path.join(model_dir, config_lib.CONFIG_FILENAME)
+  if not os.path.isfile(path):
+    return
+  previous = config_lib.load(model_dir).model
+  differences = [f.name for f in dataclasses.fields(previous)
+                 if getattr(previous, f.name) != getattr(ssd_config.model, f.name)]
+  if differences:
+    raise ValueError('%s was trained with other model settings (%s); use a new --model_dir or '
+                     'the same settings.' % (model_dir, ', '.join(differences)))
+
+
+def _eval_spec(data_dir, ssd_config, eval_pattern, throttle_secs):
+  return tf.estimator.EvalSpec(
+      input_fn=input_lib.make_eval_input_fn(os.path.join(data_dir, eval_pattern), ssd_config,
+                                            batch_size=max(1, ssd_config.train.batch_size // 4)),
+      steps=None, start_delay_secs=0, throttle_secs=throttle_secs)
+
+
+def train(ssd_config, data_dir, model_dir, train_pattern='train-*', eval_pattern='val-*',
+          evaluate_during_training=False, throttle_secs=600):
+  """Trains to max_number_of_steps (resuming from model_dir's last checkpoint).
+
+  Returns:
+    The global step reached.
+
+  Raises:
+    ValueError: bad settings; TrainingDiverged: NaN/Inf loss.
+  """
+  validate(ssd_config)
+  check_resumable(ssd_config, model_dir)
+  strategy, num_replicas = run_config_lib.make_strategy(ssd_config.train)
+  run_config_lib.check_batch_divisible(ssd_config.train.batch_size, num_replicas)
+  input_lib.list_shards(os.path.join(data_dir, train_pattern))  # fail early on an empty glob
+  os.makedirs(model_dir, exist_ok=True)
+  config_lib.save(ssd_config, model_dir)
+  run_config_lib.log_replication(strategy, num_replicas)
+  estimator = tf.estimator.Estimator(
+      model_fn=model_fn_lib.make_model_fn(ssd_config),
+      config=run_config_lib.make_run_config(model_dir, ssd_config.train, strategy))
+  seed = ssd_config.train.tf_random_seed or None
+  train_input = input_lib.make_train_input_fn(os.path.join(data_dir, train_pattern), ssd_config,
+                                              seed=seed)
+  max_steps = ssd_config.train.max_number_of_steps
+  try:
+    if evaluate_during_training or run_config_lib.cluster_spec_from_env():
+      tf.estimator.train_and_evaluate(
+          estimator, tf.estimator.TrainSpec(train_input, max_steps=max_steps),
+          _eval_spec(data_dir, ssd_config, eval_pattern, throttle_secs))
+    else:
+      estimator.train(train_input, max_steps=max_steps)
+  except tf.errors.InvalidArgumentError as error:
+    if model_fn_lib.NAN_LOSS_MESSAGE not in error.message:
+      raise
+    step = re.search(r'at step\]?\s*\[?(\d+)', error.message)
+    raise TrainingDiverged('Training stopped at step %s: the loss became NaN or Inf, so no '
+                           'weights of that step were saved (the last checkpoint is intact). %s'
+                           % (step.group(1) if step else '?', NAN_CAUSES)) from None
+  return estimator.get_variable_value('global_step')

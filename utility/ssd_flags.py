@@ -1,0 +1,129 @@
+"""absl flags for every SSDConfig field, and the flags -> SSDConfig conversion.
+
+One flag per config field, named like the field (help text from the field), with a few names
+kept from the well-known TF SSD port (``--train_image_size``, ``--num_preprocessing_threads``).
+Lists are comma separated (``--decay_boundaries=80000,100000``). Recipes live in flag files:
+``python train_ssd.py --flagfile=configs/ssd300_voc0712.flags --data_dir=... --model_dir=...``.
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+from absl import flags
+
+from utility import config as config_lib
+from utility import labels
+
+# Field name -> flag name, where the flag keeps the reference port's name.
+FLAG_NAMES = {
+    'image_size': 'train_image_size',
+    'num_parallel_calls': 'num_preprocessing_threads',
+}
+_DATA_FORMAT_ALIASES = {'channels_last': 'NHWC', 'channels_first': 'NCHW',
+                        'nhwc': 'NHWC', 'nchw': 'NCHW'}
+
+
+def flag_name(field_name):
+  return FLAG_NAMES.get(field_name, field_name)
+
+
+def _element_type(field):
+  args = typing.get_args(field.type)
+  return args[0] if args else str
+
+
+def define_config_flags(sections=tuple(config_lib.SECTIONS), flag_values=flags.FLAGS):
+  """Defines one flag per field of the given SSDConfig sections (once per flag_values)."""
+  for section in sections:
+    for field in dataclasses.fields(config_lib.SECTIONS[section]):
+      name = flag_name(field.name)
+      if name in flag_values:
+        continue
+      help_text = field.metadata.get('help', '')
+      if field.name == 'class_names':
+        flags.DEFINE_string(
+            name, '', "Class names: 'voc', a comma-separated list, or a file with one name per "
+            "line; '' = read from <data_dir>/conversion_summary.json (else VOC).",
+            flag_values=flag_values)
+      elif typing.get_origin(field.type) is tuple:
+        flags.DEFINE_list(name, [str(v) for v in field.default], help_text,
+                          flag_values=flag_values)
+      elif field.type is bool:
+        flags.DEFINE_bool(name, field.default, help_text, flag_values=flag_values)
+      elif field.type is int:
+        flags.DEFINE_integer(name, field.default, help_text, flag_values=flag_values)
+      elif field.type is float:
+        flags.DEFINE_float(name, field.default, help_text, flag_values=flag_values)
+      else:
+        flags.DEFINE_string(name, field.default, help_text, flag_values=flag_values)
+
+
+def _flag_value(field, raw):
+  if typing.get_origin(field.type) is tuple:
+    element = _element_type(field)
+    try:
+      return tuple(element(v) for v in raw)
+    except ValueError:
+      raise ValueError('--%s=%s: every item must be a %s.'
+                       % (flag_name(field.name), ','.join(raw), element.__name__)) from None
+  if field.name == 'data_format':
+    return _DATA_FORMAT_ALIASES.get(raw.lower(), raw)
+  return raw
+
+
+def class_names_from_data_dir(data_dir):
+  """Class names recorded by the converter in <data_dir>/conversion_summary.json, or None."""
+  path = os.path.join(data_dir or '', 'conversion_summary.json')
+  if not data_dir or not os.path.isfile(path):
+    return None
+  with open(path, encoding='utf-8') as f:
+    names = json.load(f).get('class_names')
+  return tuple(names) if names else None
+
+
+def resolve_class_names(spec, data_dir=None):
+  """--class_names -> tuple: explicit spec, else the data_dir's summary, else VOC."""
+  if spec:
+    return labels.load_class_names(spec)
+  return class_names_from_data_dir(data_dir) or labels.VOC_CLASSES
+
+
+def config_from_flags(flag_values=flags.FLAGS, base=None, data_dir=None,
+                      sections=tuple(config_lib.SECTIONS)):
+  """Builds an SSDConfig from flags.
+
+  Args:
+    flag_values: parsed absl FlagValues holding the config flags.
+    base: optional SSDConfig (e.g. read from model_dir); then only flags given explicitly on
+      the command line or in a flag file override it.
+    data_dir: where to look for the converter's class names when --class_names is empty.
+    sections: which sections flags may set.
+
+  Raises:
+    ValueError: for a malformed list flag.
+  """
+  only_present = base is not None
+  base = base or config_lib.SSDConfig()
+  updates = {}
+  for section in sections:
+    changes = {}
+    for field in dataclasses.fields(config_lib.SECTIONS[section]):
+      name = flag_name(field.name)
+      if name not in flag_values or (only_present and not flag_values[name].present):
+        continue
+      if field.name == 'class_names':
+        changes[field.name] = resolve_class_names(flag_values[name].value, data_dir)
+      else:
+        changes[field.name] = _flag_value(field, flag_values[name].value)
+    updates[section] = dataclasses.replace(getattr(base, section), **changes)
+  return dataclasses.replace(base, **updates)
+
+
+def override_model(ssd_config, **changes):
+  """A copy of ssd_config with model fields replaced (e.g. data_format for this machine)."""
+  if 'data_format' in changes:
+    changes['data_format'] = _DATA_FORMAT_ALIASES.get(changes['data_format'].lower(),
+                                                      changes['data_format'])
+  return dataclasses.replace(ssd_config, model=dataclasses.replace(ssd_config.model, **changes))
