@@ -97,14 +97,15 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
                              tf1.glorot_uniform_initializer())
     strides = [1, stride, stride, 1] if data_format == 'NHWC' else [1, 1, stride, stride]
     dilations = [1, dilation, dilation, 1] if data_format == 'NHWC' else [1, 1, dilation, dilation]
-    outputs = tf.nn.conv2d(inputs, kernel, strides=strides,
+    # Mixed precision: float32 variables, the convolution in the inputs' dtype (bfloat16).
+    outputs = tf.nn.conv2d(inputs, tf.cast(kernel, inputs.dtype), strides=strides,
                            padding=_conv_padding(padding, data_format),
                            data_format=data_format, dilations=dilations)
     if batch_norm:
       outputs = batch_normalization(outputs, data_format, is_training)
     else:
       biases = _model_variable('biases', [depth], tf1.zeros_initializer())
-      outputs = tf.nn.bias_add(outputs, biases, data_format=data_format)
+      outputs = tf.nn.bias_add(outputs, tf.cast(biases, outputs.dtype), data_format=data_format)
     return activation(outputs) if activation is not None else outputs
 
 
@@ -149,9 +150,6 @@ def batch_normalization(inputs, data_format, is_training, scope='BatchNorm'):
   """
   axis = channel_axis(data_format)
   depth = int(inputs.shape[axis])
-  # Per-channel parameters broadcast over [batch, 1, 1, depth] or [batch, depth, 1, 1].
-  broadcast_shape = [1, 1, 1, depth] if data_format == 'NHWC' else [1, depth, 1, 1]
-  reduce_axes = [0, 1, 2] if data_format == 'NHWC' else [0, 2, 3]
   with tf1.variable_scope(scope):
     beta = _model_variable('beta', [depth], tf1.zeros_initializer())
     gamma = _model_variable('gamma', [depth], tf1.ones_initializer())
@@ -162,19 +160,19 @@ def batch_normalization(inputs, data_format, is_training, scope='BatchNorm'):
     moving_mean = _model_variable('moving_mean', [depth], tf1.zeros_initializer(), **moving_kwargs)
     moving_variance = _model_variable('moving_variance', [depth], tf1.ones_initializer(),
                                       **moving_kwargs)
+    # Fused kernel: several times faster on CPU than moments + batch_normalization, and it
+    # accepts bfloat16 inputs with float32 statistics.
+    outputs, mean, variance = tf1.nn.fused_batch_norm(
+        inputs, gamma, beta, mean=None if is_training else moving_mean,
+        variance=None if is_training else moving_variance, epsilon=BATCH_NORM_EPSILON,
+        data_format=data_format, is_training=is_training)
     if is_training:
-      mean, variance = tf.nn.moments(inputs, axes=reduce_axes)
       decay = 1.0 - BATCH_NORM_MOMENTUM
       tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
                             moving_mean.assign_sub((moving_mean - mean) * decay))
       tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS,
                             moving_variance.assign_sub((moving_variance - variance) * decay))
-    else:
-      mean, variance = moving_mean, moving_variance
-    return tf.nn.batch_normalization(
-        inputs, tf.reshape(mean, broadcast_shape), tf.reshape(variance, broadcast_shape),
-        offset=tf.reshape(beta, broadcast_shape), scale=tf.reshape(gamma, broadcast_shape),
-        variance_epsilon=BATCH_NORM_EPSILON)
+    return outputs
 
 
 def l2_normalization(inputs, scale_init, data_format='NHWC', scope='l2_norm'):
@@ -198,5 +196,7 @@ def l2_normalization(inputs, scale_init, data_format='NHWC', scope='l2_norm'):
   broadcast_shape = [1, 1, 1, depth] if data_format == 'NHWC' else [1, depth, 1, 1]
   with tf1.variable_scope(scope):
     scale = _model_variable('scale', [depth], tf1.constant_initializer(scale_init))
-    normalized = tf.math.l2_normalize(inputs, axis=axis, epsilon=L2_NORM_EPSILON)
-    return normalized * tf.reshape(scale, broadcast_shape)
+    # In float32 even under mixed precision: the sum of squares overflows bfloat16's mantissa.
+    normalized = tf.math.l2_normalize(tf.cast(inputs, tf.float32), axis=axis,
+                                      epsilon=L2_NORM_EPSILON)
+    return tf.cast(normalized * tf.reshape(scale, broadcast_shape), inputs.dtype)

@@ -85,7 +85,8 @@ def build_network(images, model_config, is_training):
       anchors_per_location=anchors_per_location(model_config),
       data_format=model_config.data_format, width_multiplier=model_config.width_multiplier,
       extra_batch_norm=model_config.extra_batch_norm, is_training=is_training,
-      model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm)
+      model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm,
+      compute_dtype=model_config.compute_dtype)
 
 
 IMAGE_MEAN_RGB = vgg.IMAGE_MEAN_RGB  # the backbone's convention, re-exported for the pipeline
