@@ -21,6 +21,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import tensorflow as tf  # noqa: E402
 
+from dataset import input_fn  # noqa: E402
 from net import evaluation  # noqa: E402
 from utility import config as config_lib  # noqa: E402
 from utility import ssd_flags  # noqa: E402
@@ -49,9 +50,12 @@ def main(argv):
     if FLAGS.data_format:
       ssd_config = ssd_flags.override_model(ssd_config, data_format=FLAGS.data_format)
     det_dir = FLAGS.det_dir or evaluation.default_det_dir(FLAGS.model_dir)
+    pattern = os.path.join(FLAGS.data_dir, FLAGS.val_file_pattern)
+    input_fn.list_shards(pattern)  # one sentence when nothing matches
     summary, results, path, step = evaluation.evaluate(
-        ssd_config, FLAGS.model_dir, os.path.join(FLAGS.data_dir, FLAGS.val_file_pattern),
-        FLAGS.batch_size, det_dir, FLAGS.metric, FLAGS.checkpoint_path)
+        ssd_config, FLAGS.model_dir, input_fn.make_eval_input_fn(pattern, ssd_config,
+                                                                 FLAGS.batch_size),
+        det_dir, FLAGS.metric, FLAGS.checkpoint_path)
   except (ValueError, FileNotFoundError) as error:
     logging.error('%s', error)
     sys.exit(1)

@@ -16,6 +16,8 @@ Output contract (what net/model_fn.py reads):
   'num_boxes': int32 [batch]. Ground-truth rows past num_boxes are zero padding.
 """
 
+import os
+
 import tensorflow as tf
 
 from dataset import tfrecord_io
@@ -196,3 +198,22 @@ def make_eval_input_fn(file_pattern, ssd_config, batch_size):
     return eval_dataset(file_pattern, ssd_config, batch_size)
 
   return input_fn
+
+
+def make_input_fns(data_dir, ssd_config, train_pattern='train-*', val_pattern='val-*'):
+  """(train input_fn, eval input_fn or None) for shards under data_dir.
+
+  The training glob must match (ValueError naming it otherwise); the eval input is None when
+  no val shard exists. Training is seeded by train.tf_random_seed when it is set; evaluation
+  uses a quarter of the training batch.
+  """
+  train_glob = os.path.join(data_dir, train_pattern)
+  list_shards(train_glob)
+  train_fn = make_train_input_fn(train_glob, ssd_config,
+                                 seed=ssd_config.train.tf_random_seed or None)
+  val_glob = os.path.join(data_dir, val_pattern)
+  eval_fn = None
+  if tf.io.gfile.glob(val_glob):
+    eval_fn = make_eval_input_fn(val_glob, ssd_config,
+                                 batch_size=max(1, ssd_config.train.batch_size // 4))
+  return train_fn, eval_fn

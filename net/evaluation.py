@@ -10,45 +10,28 @@ import os
 
 import tensorflow as tf
 
-from dataset import input_fn as input_lib
 from net import detection_eval
 from net import model_fn as model_fn_lib
 from utility import checkpoint as checkpoint_lib
 from utility import voc_metric
 
 
-def latest_checkpoint(model_dir, checkpoint_path=None):
-  """checkpoint_path if given, else the newest checkpoint of model_dir.
-
-  Raises:
-    ValueError: naming model_dir when it holds no checkpoint.
-  """
-  if checkpoint_path:
-    return checkpoint_lib.resolve_checkpoint_path(checkpoint_path)
-  path = tf.train.latest_checkpoint(model_dir)
-  if not path:
-    raise ValueError('%s holds no checkpoint: train a model into it with train_ssd.py first '
-                     '(or pass --checkpoint_path).' % model_dir)
-  return path
-
-
-def evaluate(ssd_config, model_dir, file_pattern, batch_size=8, det_dir=None, metric='voc07',
+def evaluate(ssd_config, model_dir, eval_input_fn, det_dir=None, metric='voc07',
              checkpoint_path=None, name=None):
-  """Evaluates one checkpoint on the shards matching file_pattern.
+  """Evaluates one checkpoint on the examples of eval_input_fn (dataset/input_fn.py's eval
+  input, built by the caller so net/ does not depend on the data layer).
 
   Returns:
     (summary {'mAP', 'ap', 'metric'}, per-class results of voc_metric.evaluate_classes,
      the checkpoint path evaluated, the global step).
   """
-  path = latest_checkpoint(model_dir, checkpoint_path)
-  input_lib.list_shards(file_pattern)  # one sentence when nothing matches
+  path = checkpoint_lib.latest_checkpoint(model_dir, checkpoint_path)
   accumulator = detection_eval.VocDetectionAccumulator(
       ssd_config.model.class_names, metric=metric, det_dir=det_dir)
   estimator = tf.estimator.Estimator(
       model_fn=model_fn_lib.make_model_fn(ssd_config, voc_accumulator=accumulator),
       model_dir=model_dir)
-  metrics = estimator.evaluate(input_lib.make_eval_input_fn(file_pattern, ssd_config, batch_size),
-                               checkpoint_path=path, name=name)
+  metrics = estimator.evaluate(eval_input_fn, checkpoint_path=path, name=name)
   return accumulator.last_summary, accumulator.last_results, path, int(metrics['global_step'])
 
 

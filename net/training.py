@@ -8,7 +8,6 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from dataset import input_fn as input_lib
 from net import model_fn as model_fn_lib
 from net import model_spec
 from net import run_config as run_config_lib
@@ -47,6 +46,8 @@ def validate(ssd_config):
   if model.data_format not in ('NHWC', 'NCHW'):
     raise ValueError("--data_format must be NHWC/channels_last or NCHW/channels_first, got %r."
                      % model.data_format)
+  if model.compute_dtype not in ('float32', 'bfloat16'):
+    raise ValueError('--compute_dtype must be float32 or bfloat16, got %r.' % model.compute_dtype)
   model_spec.anchor_layers(model)  # raises for an architecture / image size / anchor mismatch
 
 
@@ -63,16 +64,21 @@ def check_resumable(ssd_config, model_dir):
                      'the same settings.' % (model_dir, ', '.join(differences)))
 
 
-def _eval_spec(data_dir, ssd_config, eval_pattern, throttle_secs):
-  return tf.estimator.EvalSpec(
-      input_fn=input_lib.make_eval_input_fn(os.path.join(data_dir, eval_pattern), ssd_config,
-                                            batch_size=max(1, ssd_config.train.batch_size // 4)),
-      steps=None, start_delay_secs=0, throttle_secs=throttle_secs)
-
-
-def train(ssd_config, data_dir, model_dir, train_pattern='train-*', eval_pattern='val-*',
+def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
           evaluate_during_training=False, throttle_secs=600):
   """Trains to max_number_of_steps (resuming from model_dir's last checkpoint).
+
+  The input functions come from the caller (dataset/input_fn.py in train_ssd.py), which keeps
+  net/ independent of the data layer.
+
+  Args:
+    ssd_config: utility.config.SSDConfig.
+    model_dir: checkpoints, events and ssd_config.json.
+    train_input_fn: Estimator input_fn(input_context=None) of training batches.
+    eval_input_fn: input_fn of the evaluation set; needed for train_and_evaluate (periodic
+      evaluation, and always under TF_CONFIG multi-worker training).
+    evaluate_during_training: use tf.estimator.train_and_evaluate.
+    throttle_secs: minimum seconds between evaluations.
 
   Returns:
     The global step reached.
@@ -84,24 +90,23 @@ def train(ssd_config, data_dir, model_dir, train_pattern='train-*', eval_pattern
   check_resumable(ssd_config, model_dir)
   strategy, num_replicas = run_config_lib.make_strategy(ssd_config.train)
   run_config_lib.check_batch_divisible(ssd_config.train.batch_size, num_replicas)
-  input_lib.list_shards(os.path.join(data_dir, train_pattern))  # fail early on an empty glob
   os.makedirs(model_dir, exist_ok=True)
   config_lib.save(ssd_config, model_dir)
   run_config_lib.log_replication(strategy, num_replicas)
   estimator = tf.estimator.Estimator(
       model_fn=model_fn_lib.make_model_fn(ssd_config),
       config=run_config_lib.make_run_config(model_dir, ssd_config.train, strategy))
-  seed = ssd_config.train.tf_random_seed or None
-  train_input = input_lib.make_train_input_fn(os.path.join(data_dir, train_pattern), ssd_config,
-                                              seed=seed)
   max_steps = ssd_config.train.max_number_of_steps
   try:
     if evaluate_during_training or run_config_lib.cluster_spec_from_env():
+      if eval_input_fn is None:
+        raise ValueError('train_and_evaluate needs evaluation data: give --val_file_pattern.')
       tf.estimator.train_and_evaluate(
-          estimator, tf.estimator.TrainSpec(train_input, max_steps=max_steps),
-          _eval_spec(data_dir, ssd_config, eval_pattern, throttle_secs))
+          estimator, tf.estimator.TrainSpec(train_input_fn, max_steps=max_steps),
+          tf.estimator.EvalSpec(eval_input_fn, steps=None, start_delay_secs=0,
+                                throttle_secs=throttle_secs))
     else:
-      estimator.train(train_input, max_steps=max_steps)
+      estimator.train(train_input_fn, max_steps=max_steps)
   except tf.errors.InvalidArgumentError as error:
     if model_fn_lib.NAN_LOSS_MESSAGE not in error.message:
       raise

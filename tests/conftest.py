@@ -52,3 +52,11 @@ def tiny_config(**train_overrides):
                                anchor_max_scale=0.9),
       train=config.TrainConfig(**train),
       input=config.InputConfig(shuffle_buffer=16, max_boxes_per_image=20))
+
+
+def train_tiny(config, records, model_dir, **kwargs):
+  """net.training.train on the tiny records (input functions as train_ssd.py builds them)."""
+  from dataset import input_fn
+  from net import training
+  train_fn, eval_fn = input_fn.make_input_fns(records, config)
+  return training.train(config, model_dir, train_fn, eval_fn, **kwargs)

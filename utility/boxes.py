@@ -135,3 +135,23 @@ def flip_left_right(boxes):
   """Mirrors normalized boxes [..., 4] horizontally: x -> 1 - x, so xmin and xmax swap."""
   ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
   return tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)
+
+
+def batch_normalized_to_voc_pixels(boxes_normalized, heights, widths):
+  """TF version of normalized_to_voc_pixels, per image of a batch.
+
+  The exact inverse of voc_pixels_to_normalized: xmin_px = xmin * width + 1,
+  xmax_px = xmax * width, the same for y.
+
+  Args:
+    boxes_normalized: float32 [batch, num_boxes, 4] [ymin, xmin, ymax, xmax].
+    heights, widths: int or float [batch], each image's size in pixels.
+
+  Returns:
+    float32 [batch, num_boxes, 4] 1-based VOC pixels [xmin, ymin, xmax, ymax].
+  """
+  height = tf.cast(heights, tf.float32)[:, None]
+  width = tf.cast(widths, tf.float32)[:, None]
+  ymin, xmin, ymax, xmax = tf.unstack(boxes_normalized, axis=-1)
+  return tf.stack([xmin * width + 1.0, ymin * height + 1.0, xmax * width, ymax * height],
+                  axis=-1)

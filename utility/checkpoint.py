@@ -291,3 +291,19 @@ def vgg_init_fn(checkpoint_path, model_scope, width_multiplier=1.0,
         'or train from scratch without a checkpoint path.' % (checkpoint_path, width_multiplier))
   return build_init_assignments(checkpoint_path, model_scope, checkpoint_model_scope,
                                 exclude_scopes=exclude_scopes).init_fn
+
+
+def latest_checkpoint(model_dir, checkpoint_path=''):
+  """checkpoint_path (prefix or folder) if given, else the newest checkpoint of model_dir.
+
+  Raises:
+    ValueError: naming model_dir when it holds no checkpoint (CheckpointError, a ValueError,
+      for a bad checkpoint_path).
+  """
+  if checkpoint_path:
+    return resolve_checkpoint_path(checkpoint_path)
+  path = tf.train.latest_checkpoint(model_dir)
+  if not path:
+    raise ValueError('%s holds no checkpoint: train a model into it with train_ssd.py first '
+                     '(or pass --checkpoint_path).' % model_dir)
+  return path
