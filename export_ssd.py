@@ -1,0 +1,65 @@
+"""Export a trained SSD as a SavedModel for serving (encoded images in, detections out).
+
+  python export_ssd.py --model_dir=DIR [--export_dir=DIR (default <model_dir>/export)]
+      [--checkpoint_path=CKPT] [--overwrite] [--data_format=NHWC]
+      [--score_threshold=0.01 --pre_nms_top_k=400 --nms_iou_threshold=0.45 ...]
+
+Builds the model from <model_dir>/ssd_config.json, restores the latest checkpoint (or
+--checkpoint_path) and writes a SavedModel whose 'serving_default' signature takes
+'encoded_images' (string [batch], JPEG/PNG of any size) and returns detection_boxes
+(normalized), detection_boxes_pixels (1-based VOC pixels of each original image),
+detection_classes, detection_class_names, detection_scores and num_detections, with NMS
+inside (net/export.py). The SavedModel needs only TensorFlow:
+
+  tf.saved_model.load(DIR).signatures['serving_default'](encoded_images=tf.constant([jpeg]))
+"""
+
+import os
+import sys
+
+if not __package__:
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tensorflow as tf  # noqa: E402
+
+from net import export  # noqa: E402
+from utility import checkpoint as checkpoint_lib  # noqa: E402
+from utility import config as config_lib  # noqa: E402
+from utility import ssd_flags  # noqa: E402
+
+flags.DEFINE_string('model_dir', None, 'Folder written by train_ssd.py.')
+flags.DEFINE_string('export_dir', '', 'SavedModel folder to write; default <model_dir>/export.')
+flags.DEFINE_string('checkpoint_path', '', 'A specific checkpoint; default: the latest.')
+flags.DEFINE_bool('overwrite', False, 'Replace an existing --export_dir.')
+flags.DEFINE_string('data_format', '', 'Layout of the exported graph; default NHWC (CPU serving).')
+ssd_flags.define_config_flags(sections=('postprocess',))
+flags.mark_flags_as_required(['model_dir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  tf.compat.v1.disable_eager_execution()
+  try:
+    ssd_config = ssd_flags.config_from_flags(FLAGS, base=config_lib.load(FLAGS.model_dir),
+                                             sections=('postprocess',))
+    ssd_config = export.serving_config(ssd_config, FLAGS.data_format)
+    checkpoint_path = checkpoint_lib.latest_checkpoint(FLAGS.model_dir, FLAGS.checkpoint_path)
+    export_dir = export.export_saved_model(
+        ssd_config, checkpoint_path,
+        FLAGS.export_dir or export.default_export_dir(FLAGS.model_dir), FLAGS.overwrite)
+  except (ValueError, FileNotFoundError, FileExistsError) as error:
+    logging.error('%s', error)
+    sys.exit(1)
+  print('Exported %s (%s, %s) to %s' % (checkpoint_path, ssd_config.model.data_format,
+                                        export.postprocess_summary(ssd_config), export_dir))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,215 @@
+"""SavedModel export for serving: encoded image bytes in, detections out, NMS inside.
+
+The ``serving_default`` signature (also what ``build_serving_graph`` returns in-process):
+
+  input  'encoded_images': string [batch], JPEG or PNG bytes (GIF/BMP decode too), any size.
+  outputs, detections sorted by descending score, zero padded after num_detections:
+    'detection_boxes': float32 [batch, max_detections, 4] normalized [ymin, xmin, ymax, xmax];
+    'detection_boxes_pixels': float32 [batch, max_detections, 4] 1-based VOC pixels
+      [xmin, ymin, xmax, ymax] of each ORIGINAL image (``normalized_to_voc_pixels``);
+    'detection_classes': int32 [batch, max_detections], labels 1..num_classes - 1 (0 = padding);
+    'detection_class_names': string [batch, max_detections] ('background' for padding);
+    'detection_scores': float32 [batch, max_detections];
+    'num_detections': int32 [batch].
+
+Each image is decoded (3 channels) and resized with the evaluation preprocessing
+(``preprocess_for_eval``: bilinear warp to the model's square input, backbone mean), exactly
+as the eval input_fn does for the TFRecords, then the model_fn's PREDICT path runs (network,
+box decoding, per-class NMS with the model's postprocess settings). So for the same JPEG the
+SavedModel returns the Estimator's predictions.
+
+Why the graph is built here and saved with ``tf.compat.v1.saved_model.Builder`` rather than
+with ``Estimator.export_saved_model``: the signature needs outputs the model_fn's prediction
+dict does not have (pixel boxes of the original sizes, class names), the demo runs the very
+same graph in-process (``build_serving_graph``), and the SavedModel is written into a folder
+we name, which makes the atomic rename simple. The Estimator's export would add a timestamped
+sub-folder and a second graph-building path for the same result.
+
+Atomic output: the SavedModel is written into ``.tmp-<name>-XXXX/`` next to ``export_dir`` and
+renamed into place once complete, so ``export_dir`` is either absent, the previous export, or
+the complete new one; a failed export leaves nothing behind. An existing ``export_dir`` is only
+replaced with ``overwrite=True``. For TF Serving, export into a numbered version folder
+(``--export_dir=models/ssd/1``).
+"""
+
+import dataclasses
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from net import model_fn as model_fn_lib
+from net import model_spec
+from preprocessing import ssd_preprocessing
+from utility import boxes as box_lib
+from utility import checkpoint as checkpoint_lib
+from utility import labels
+from utility import ssd_flags
+
+tf1 = tf.compat.v1
+
+SIGNATURE_KEY = tf1.saved_model.signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+INPUT_KEY = 'encoded_images'
+OUTPUT_KEYS = ('detection_boxes', 'detection_boxes_pixels', 'detection_classes',
+               'detection_class_names', 'detection_scores', 'num_detections')
+# CPU serving: NHWC is the only layout the CPU kernels run (SPEC "Network").
+SERVING_DATA_FORMAT = 'NHWC'
+
+
+def serving_config(ssd_config, data_format=''):
+  """The trained settings with the layout to serve in (NHWC unless data_format is given)."""
+  return ssd_flags.override_model(ssd_config, data_format=data_format or SERVING_DATA_FORMAT)
+
+
+def default_export_dir(model_dir):
+  return os.path.join(model_dir, 'export')
+
+
+def decode_and_preprocess(encoded_images, model_config):
+  """Decodes a batch of encoded images and applies the evaluation preprocessing.
+
+  Args:
+    encoded_images: string [batch], JPEG/PNG bytes of images of any size.
+    model_config: utility.config.ModelConfig (input size).
+
+  Returns:
+    (images float32 [batch, image_size, image_size, 3] RGB minus the backbone mean,
+     heights int32 [batch], widths int32 [batch]: each original image's size).
+  """
+  size = model_config.image_size
+
+  def decode_one(encoded):
+    # expand_animations=False: a GIF gives its first frame, so every image is [h, w, 3].
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return (ssd_preprocessing.preprocess_for_eval(image, (size, size), model_spec.IMAGE_MEAN_RGB),
+            tf.shape(image)[:2])
+
+  images, image_sizes = tf.map_fn(
+      decode_one, encoded_images,
+      fn_output_signature=(tf.TensorSpec([size, size, 3], tf.float32),
+                           tf.TensorSpec([2], tf.int32)))
+  return images, image_sizes[:, 0], image_sizes[:, 1]
+
+
+def class_names_of(classes, class_names):
+  """string tensor like classes: the name of each label, 'background' for 0 (padding)."""
+  table = tf.constant((labels.BACKGROUND_NAME,) + tuple(class_names))
+  return tf.gather(table, classes)
+
+
+def build_serving_graph(encoded_images, ssd_config):
+  """Builds decode -> eval preprocessing -> model_fn PREDICT (NMS) -> serving outputs.
+
+  Creates the model's variables in the default graph (restore them from a checkpoint).
+
+  Args:
+    encoded_images: string [batch] of encoded images (module docstring).
+    ssd_config: utility.config.SSDConfig; see serving_config for the data format.
+
+  Returns:
+    dict of OUTPUT_KEYS -> tensors (module docstring).
+  """
+  images, heights, widths = decode_and_preprocess(encoded_images, ssd_config.model)
+  spec = model_fn_lib.ssd_model_fn({'image': images}, None, tf.estimator.ModeKeys.PREDICT,
+                                   None, ssd_config)
+  predictions = spec.predictions
+  boxes = predictions['detection_boxes']
+  num_detections = predictions['num_detections']
+  # Padding rows stay zero in pixels too (the mapping would turn them into [1, 1, 0, 0]).
+  valid = tf.range(tf.shape(boxes)[1])[None, :] < num_detections[:, None]
+  pixels = tf.where(valid[..., None],
+                    box_lib.batch_normalized_to_voc_pixels(boxes, heights, widths), 0.0)
+  return {
+      'detection_boxes': boxes,
+      'detection_boxes_pixels': pixels,
+      'detection_classes': predictions['detection_classes'],
+      'detection_class_names': class_names_of(predictions['detection_classes'],
+                                              ssd_config.model.class_names),
+      'detection_scores': predictions['detection_scores'],
+      'num_detections': num_detections,
+  }
+
+
+def restore_variables(session, checkpoint_path):
+  """Restores every global variable of the session's graph from checkpoint_path.
+
+  Raises:
+    ValueError: naming the checkpoint when it does not hold the model's variables.
+  """
+  saver = tf1.train.Saver(tf1.global_variables())
+  try:
+    saver.restore(session, checkpoint_path)
+  except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+    raise ValueError('%s does not hold this model (%s): export from the model_dir that trained '
+                     'it, whose ssd_config.json describes it.'
+                     % (checkpoint_path, error.message.split('\n')[0])) from None
+
+
+def _write_saved_model(ssd_config, checkpoint_path, path):
+  """Builds the serving graph, restores the checkpoint and saves a SavedModel into path."""
+  with tf.Graph().as_default():
+    encoded_images = tf1.placeholder(tf.string, [None], name=INPUT_KEY)
+    outputs = build_serving_graph(encoded_images, ssd_config)
+    signature = tf1.saved_model.predict_signature_def({INPUT_KEY: encoded_images}, outputs)
+    with tf1.Session() as session:
+      restore_variables(session, checkpoint_path)
+      builder = tf1.saved_model.Builder(path)
+      builder.add_meta_graph_and_variables(
+          session, [tf1.saved_model.tag_constants.SERVING],
+          signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True,
+          clear_devices=True)
+      builder.save()
+
+
+def _move_into_place(new_dir, export_dir, scratch_dir):
+  """Renames new_dir to export_dir, swapping out an existing export_dir (restored on failure)."""
+  previous = None
+  if os.path.exists(export_dir):
+    previous = os.path.join(scratch_dir, 'previous')
+    os.rename(export_dir, previous)
+  try:
+    os.rename(new_dir, export_dir)
+  except OSError:
+    if previous:
+      os.rename(previous, export_dir)
+    raise
+
+
+def export_saved_model(ssd_config, checkpoint_path, export_dir, overwrite=False):
+  """Writes the serving SavedModel of a checkpoint into export_dir, atomically.
+
+  Args:
+    ssd_config: utility.config.SSDConfig of the trained model (serving_config applied).
+    checkpoint_path: checkpoint prefix to export.
+    export_dir: the SavedModel folder to create.
+    overwrite: replace an existing export_dir.
+
+  Returns:
+    export_dir.
+
+  Raises:
+    FileExistsError: export_dir exists and overwrite is False.
+    ValueError: the checkpoint does not hold the model.
+  """
+  export_dir = os.path.abspath(export_dir)
+  if os.path.exists(export_dir) and not overwrite:
+    raise FileExistsError('%s already exists: pass --overwrite to replace it or choose another '
+                          '--export_dir.' % export_dir)
+  parent = os.path.dirname(export_dir)
+  os.makedirs(parent, exist_ok=True)
+  scratch_dir = tempfile.mkdtemp(dir=parent, prefix='.tmp-%s-' % os.path.basename(export_dir))
+  try:
+    new_dir = os.path.join(scratch_dir, 'saved_model')  # the Builder wants a fresh folder
+    _write_saved_model(ssd_config, checkpoint_path, new_dir)
+    _move_into_place(new_dir, export_dir, scratch_dir)
+  finally:
+    shutil.rmtree(scratch_dir, ignore_errors=True)
+  return export_dir
+
+
+def postprocess_summary(ssd_config):
+  """'score_threshold=0.01, ...': the NMS settings baked into the export, for the log."""
+  return ', '.join('%s=%s' % (field.name, getattr(ssd_config.postprocess, field.name))
+                   for field in dataclasses.fields(ssd_config.postprocess))
