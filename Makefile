@@ -4,8 +4,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+
+# Demo settings (override on the command line, e.g. `make demo DEMO_SEED=1`).
 DEMO_DIR ?= demo_output
 DEMO_SEED ?= 0
+DEMO_TRAINVAL ?= 2000
+DEMO_TEST ?= 300
+DEMO_FLAGS ?= configs/quick.flags
+DEMO_TRAIN_FLAGS ?=
+DEMO_DATA := $(DEMO_DIR)/voc
+DEMO_RECORDS := $(DEMO_DIR)/records
+DEMO_MODEL := $(DEMO_DIR)/model
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
@@ -17,7 +26,7 @@ all: test
 venv: $(STAMP)
 
 $(STAMP): requirements.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0]'
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (found %s); run make PYTHON=/path/to/python3.11" % sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -r requirements.txt
@@ -27,7 +36,35 @@ test: $(STAMP)
 	$(VPY) -m pytest -q tests
 
 demo: $(STAMP)
-	$(VPY) tools/run_demo.py --output_dir=$(DEMO_DIR) --seed=$(DEMO_SEED)
+	@echo "==> [1/6] Generating a synthetic VOC-format dataset in $(DEMO_DATA) (seed $(DEMO_SEED))"
+	$(VPY) dataset/make_synthetic_voc.py --output_dir=$(DEMO_DATA) --num_trainval=$(DEMO_TRAINVAL) \
+	    --num_test=$(DEMO_TEST) --seed=$(DEMO_SEED)
+	@echo "==> [2/6] Converting it to TFRecords in $(DEMO_RECORDS)"
+	$(VPY) dataset/convert_tfrecords.py --dataset_directory=$(DEMO_DATA) \
+	    --output_directory=$(DEMO_RECORDS) --train_splits=VOC2007:trainval \
+	    --val_splits=VOC2007:test --train_shards=4 --val_shards=2
+	@echo "==> [3/6] Training the quick SSD ($(DEMO_FLAGS)) into $(DEMO_MODEL)"
+	$(VPY) train_ssd.py --flagfile=$(DEMO_FLAGS) --data_dir=$(DEMO_RECORDS) \
+	    --model_dir=$(DEMO_MODEL) --tf_random_seed=$$(( $(DEMO_SEED) + 1 )) $(DEMO_TRAIN_FLAGS)
+	@echo "==> [4/6] Evaluating on the test split (VOC07 11-point AP)"
+	$(VPY) eval_ssd.py --data_dir=$(DEMO_RECORDS) --model_dir=$(DEMO_MODEL) \
+	    --det_dir=$(DEMO_DIR)/detections --json_output=$(DEMO_DIR)/map.json --batch_size=16
+	@echo "==> [5/6] Exporting a SavedModel to $(DEMO_DIR)/saved_model"
+	$(VPY) export_ssd.py --model_dir=$(DEMO_MODEL) --export_dir=$(DEMO_DIR)/saved_model --overwrite
+	@echo "==> [6/6] Drawing detections on 8 test images into $(DEMO_DIR)/drawn"
+	@rm -rf $(DEMO_DIR)/sample_images && mkdir -p $(DEMO_DIR)/sample_images
+	@head -n 8 $(DEMO_DATA)/VOCdevkit/VOC2007/ImageSets/Main/test.txt | \
+	    while read id; do cp $(DEMO_DATA)/VOCdevkit/VOC2007/JPEGImages/$$id.jpg $(DEMO_DIR)/sample_images/; done
+	$(VPY) simple_ssd_demo.py --saved_model=$(DEMO_DIR)/saved_model \
+	    --input=$(DEMO_DIR)/sample_images --output=$(DEMO_DIR)/drawn --score_threshold=0.5
+	@echo
+	@echo "Done. Outputs in $(DEMO_DIR)/:"
+	@echo "  voc/VOCdevkit     synthetic dataset (VOC layout)    records/      TFRecord shards"
+	@echo "  model/            checkpoints, ssd_config.json, TensorBoard events"
+	@echo "  detections/       devkit result files              map.json      mAP and AP per class"
+	@echo "  saved_model/      SavedModel (encoded image bytes in, detections out)"
+	@echo "  drawn/            test images with detections drawn"
+	@echo "TensorBoard: $(VPY) -m tensorboard.main --logdir=$(DEMO_MODEL)"
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -20,6 +20,7 @@ from net import losses
 from net import model_spec
 from net import train_ops
 from utility import box_coder
+from utility import boxes as box_lib
 from utility import checkpoint
 from utility import nms
 
@@ -128,9 +129,12 @@ def _build_detections(outputs, anchors, ssd_config):
   """Softmax, box decoding and per-class NMS (SPEC "Detection output")."""
   post = ssd_config.postprocess
   boxes = box_coder.decode(outputs['box_offsets'], anchors, ssd_config.model.prior_variances)
-  scores = tf.nn.softmax(outputs['class_logits'], axis=-1)
+  boxes = tf.clip_by_value(boxes, 0.0, 1.0)
+  # A box clipped to nothing (entirely outside the image) covers no pixel: never output it.
+  has_area = tf.cast(box_lib.area(boxes) > 0.0, tf.float32)
+  scores = tf.nn.softmax(outputs['class_logits'], axis=-1) * has_area[..., None]
   detections = nms.batch_multiclass_nms(
-      tf.clip_by_value(boxes, 0.0, 1.0), scores, score_threshold=post.score_threshold,
+      boxes, scores, score_threshold=post.score_threshold,
       pre_nms_top_k=post.pre_nms_top_k, iou_threshold=post.nms_iou_threshold,
       max_per_class=post.max_detections_per_class, max_per_image=post.max_detections_per_image)
   return detections

@@ -1,0 +1,70 @@
+"""eval_ssd.py as a user runs it: result files, the JSON contract, one-sentence errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dataset import voc
+from tests.conftest import tiny_config, train_tiny
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _eval(*args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run([sys.executable, os.path.join(REPO, 'eval_ssd.py')] + list(args),
+                        env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tiny_records, tmp_path_factory):
+  model_dir = str(tmp_path_factory.mktemp('eval_model'))
+  train_tiny(tiny_config(max_number_of_steps=1), tiny_records['records'], model_dir)
+  return model_dir
+
+
+def test_eval_writes_devkit_files_and_the_json_contract(tiny_records, tiny_model, tmp_path):
+  det_dir, json_path = str(tmp_path / 'det'), str(tmp_path / 'map.json')
+  result = _eval('--data_dir=' + tiny_records['records'], '--model_dir=' + tiny_model,
+                 '--det_dir=' + det_dir, '--json_output=' + json_path, '--batch_size=3',
+                 '--max_detections_per_image=20')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'mAP' in result.stdout and '(step 1):' in result.stdout
+  summary = json.load(open(json_path))
+  assert set(summary) == {'mAP', 'ap', 'metric'} and summary['metric'] == 'voc07'
+  assert set(summary['ap']) == set(tiny_records['class_names'])
+  test_ids = set(voc.read_split_ids(tiny_records['voc_root'], 'VOC2007', 'test'))
+  sizes = {i: voc.parse_annotation(voc.annotation_path(tiny_records['voc_root'], 'VOC2007', i))
+           for i in test_ids}
+  rows = 0
+  for name in tiny_records['class_names']:
+    for line in open(os.path.join(det_dir, 'comp4_det_test_%s.txt' % name)):
+      image_id, score, xmin, ymin, xmax, ymax = line.split()
+      rows += 1
+      assert image_id in test_ids and 0.01 < float(score) <= 1.0
+      width, height = sizes[image_id].width, sizes[image_id].height
+      # Boxes are clipped to the image, in 1-based pixels: edges in [1, width] x [1, height]
+      # (a min edge may reach size + 1 - epsilon) and a positive devkit size (max - min + 1).
+      xmin, ymin, xmax, ymax = map(float, (xmin, ymin, xmax, ymax))
+      assert 1.0 <= xmin < width + 1 and 0.0 < xmax <= width and xmax - xmin + 1 > 0
+      assert 1.0 <= ymin < height + 1 and 0.0 < ymax <= height and ymax - ymin + 1 > 0
+  assert 0 < rows <= 20 * len(test_ids)  # at most --max_detections_per_image per image
+
+
+def test_eval_without_a_checkpoint_says_so(tiny_records, tmp_path):
+  model_dir = str(tmp_path / 'untrained')
+  from utility import config
+  config.save(tiny_config(), model_dir)
+  result = _eval('--data_dir=' + tiny_records['records'], '--model_dir=' + model_dir)
+  assert result.returncode == 1
+  assert '%s holds no checkpoint: train a model into it with train_ssd.py first' % model_dir in (
+      result.stderr)
+
+
+def test_eval_with_an_empty_pattern_says_so(tiny_model, tmp_path):
+  result = _eval('--data_dir=' + str(tmp_path), '--model_dir=' + tiny_model)
+  assert result.returncode == 1
+  assert "No TFRecord files match '%s/val-*'" % tmp_path in result.stderr
