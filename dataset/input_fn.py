@@ -131,8 +131,8 @@ def _records(files, input_config, shuffle, seed):
     dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
   return dataset.interleave(
       tf.data.TFRecordDataset, cycle_length=_autotune(input_config.num_readers),
-      num_parallel_calls=_autotune(input_config.num_readers), deterministic=not shuffle or bool(
-          seed))
+      num_parallel_calls=_autotune(input_config.num_readers),
+      deterministic=not shuffle or seed is not None)
 
 
 def train_dataset(file_pattern, ssd_config, batch_size, input_context=None, seed=None):
