@@ -19,11 +19,9 @@ from absl import logging
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow as tf  # noqa: E402
-
 from dataset import input_fn  # noqa: E402
 from net import evaluation  # noqa: E402
-from utility import config as config_lib  # noqa: E402
+from utility import script_setup  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 from utility import voc_metric  # noqa: E402
 
@@ -43,10 +41,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  tf.compat.v1.disable_eager_execution()
+  script_setup.setup()
   try:
-    ssd_config = ssd_flags.config_from_flags(FLAGS, base=config_lib.load(FLAGS.model_dir),
-                                             sections=('postprocess',))
+    ssd_config = ssd_flags.inference_config(FLAGS.model_dir)
     if FLAGS.data_format:
       ssd_config = ssd_flags.override_model(ssd_config, data_format=FLAGS.data_format)
     det_dir = FLAGS.det_dir or evaluation.default_det_dir(FLAGS.model_dir)

@@ -26,11 +26,9 @@ from absl import logging  # noqa: E402
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow as tf  # noqa: E402
-
 from net import export  # noqa: E402
 from utility import checkpoint as checkpoint_lib  # noqa: E402
-from utility import config as config_lib  # noqa: E402
+from utility import script_setup  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
 flags.DEFINE_string('model_dir', None, 'Folder written by train_ssd.py.')
@@ -45,10 +43,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  tf.compat.v1.disable_eager_execution()
+  script_setup.setup()
   try:
-    ssd_config = ssd_flags.config_from_flags(FLAGS, base=config_lib.load(FLAGS.model_dir),
-                                             sections=('postprocess',))
+    ssd_config = ssd_flags.inference_config(FLAGS.model_dir)
     ssd_config = export.serving_config(ssd_config, FLAGS.data_format)
     checkpoint_path = checkpoint_lib.latest_checkpoint(FLAGS.model_dir, FLAGS.checkpoint_path)
     export_dir = export.export_saved_model(

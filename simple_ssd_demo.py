@@ -25,10 +25,9 @@ from absl import logging  # noqa: E402
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow as tf  # noqa: E402
-
 from net import detector as detector_lib  # noqa: E402
 from utility import detection_demo  # noqa: E402
+from utility import script_setup  # noqa: E402
 
 flags.DEFINE_string('model_dir', '', 'Folder written by train_ssd.py (uses its latest checkpoint).')
 flags.DEFINE_string('saved_model', '', 'A SavedModel written by export_ssd.py (instead of '
@@ -44,7 +43,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  tf.compat.v1.disable_eager_execution()
+  script_setup.setup()
   try:
     paths = detection_demo.list_images(FLAGS.input)
     with detector_lib.Detector.create(FLAGS.model_dir, FLAGS.saved_model, FLAGS.checkpoint_path,

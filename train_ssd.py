@@ -19,10 +19,9 @@ from absl import logging
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow as tf  # noqa: E402
-
 from dataset import input_fn  # noqa: E402
 from net import training  # noqa: E402
+from utility import script_setup  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
 flags.DEFINE_string('data_dir', None, 'Folder with train-*/val-* TFRecord shards.')
@@ -41,8 +40,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  tf.compat.v1.disable_eager_execution()
-  tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.INFO)
+  script_setup.setup()
   try:
     ssd_config = ssd_flags.config_from_flags(FLAGS, data_dir=FLAGS.data_dir)
     if FLAGS.num_classes and FLAGS.num_classes != ssd_config.model.num_classes:

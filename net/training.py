@@ -64,6 +64,18 @@ def check_resumable(ssd_config, model_dir):
                      'the same settings.' % (model_dir, ', '.join(differences)))
 
 
+def _log_start(ssd_config, model_dir):
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest:
+    logging.info('Resuming from %s (step %s of %d).', latest, latest.rsplit('-', 1)[-1],
+                 ssd_config.train.max_number_of_steps)
+  elif ssd_config.train.checkpoint_path:
+    logging.info('Fresh start: backbone from %s, the rest initialised randomly.',
+                 ssd_config.train.checkpoint_path)
+  else:
+    logging.info('Fresh start from random initialisation (no --checkpoint_path).')
+
+
 def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
           evaluate_during_training=False, throttle_secs=600):
   """Trains to max_number_of_steps (resuming from model_dir's last checkpoint).
@@ -93,6 +105,7 @@ def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
   os.makedirs(model_dir, exist_ok=True)
   config_lib.save(ssd_config, model_dir)
   run_config_lib.log_replication(strategy, num_replicas)
+  _log_start(ssd_config, model_dir)
   estimator = tf.estimator.Estimator(
       model_fn=model_fn_lib.make_model_fn(ssd_config),
       config=run_config_lib.make_run_config(model_dir, ssd_config.train, strategy))

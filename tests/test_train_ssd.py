@@ -92,7 +92,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_records, tmp_path):
                      '--max_number_of_steps=%d' % (killed_at + 2), '--save_checkpoints_steps=2'),
       env=_env(), capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert 'Restoring parameters from %s/model.ckpt-%d' % (model_dir, killed_at) in result.stderr
+  assert 'Resuming from %s/model.ckpt-%d (step %d of %d)' % (
+      model_dir, killed_at, killed_at, killed_at + 2) in result.stderr
   assert 'step %d/%d' % (killed_at + 1, killed_at + 2) in result.stderr  # continues, not from 0
   assert 'Training reached step %d' % (killed_at + 2) in result.stderr
   assert _checkpoint_step(model_dir) == killed_at + 2

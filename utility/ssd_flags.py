@@ -127,3 +127,9 @@ def override_model(ssd_config, **changes):
     changes['data_format'] = _DATA_FORMAT_ALIASES.get(changes['data_format'].lower(),
                                                       changes['data_format'])
   return dataclasses.replace(ssd_config, model=dataclasses.replace(ssd_config.model, **changes))
+
+
+def inference_config(model_dir, flag_values=flags.FLAGS):
+  """The trained settings of model_dir with the detection-output flags given on the command line
+  (--score_threshold, --nms_iou_threshold, ...) applied on top."""
+  return config_from_flags(flag_values, base=config_lib.load(model_dir), sections=('postprocess',))
