@@ -12,6 +12,7 @@ DEMO_TRAINVAL ?= 2000
 DEMO_TEST ?= 300
 DEMO_FLAGS ?= configs/quick.flags
 DEMO_TRAIN_FLAGS ?=
+DEMO_DATA_FLAGS ?=
 DEMO_DATA := $(DEMO_DIR)/voc
 DEMO_RECORDS := $(DEMO_DIR)/records
 DEMO_MODEL := $(DEMO_DIR)/model
@@ -38,7 +39,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	@echo "==> [1/6] Generating a synthetic VOC-format dataset in $(DEMO_DATA) (seed $(DEMO_SEED))"
 	$(VPY) dataset/make_synthetic_voc.py --output_dir=$(DEMO_DATA) --num_trainval=$(DEMO_TRAINVAL) \
-	    --num_test=$(DEMO_TEST) --seed=$(DEMO_SEED)
+	    --num_test=$(DEMO_TEST) --seed=$(DEMO_SEED) $(DEMO_DATA_FLAGS)
 	@echo "==> [2/6] Converting it to TFRecords in $(DEMO_RECORDS)"
 	$(VPY) dataset/convert_tfrecords.py --dataset_directory=$(DEMO_DATA) \
 	    --output_directory=$(DEMO_RECORDS) --train_splits=VOC2007:trainval \

@@ -1,0 +1,73 @@
+"""`make demo`, shortened (tiny dataset, a few dozen steps): every stage connects."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _map(out, checkpoint):
+  json_path = os.path.join(out, 'map_%s.json' % os.path.basename(checkpoint))
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'eval_ssd.py'), '--data_dir=' + out + '/records',
+       '--model_dir=' + out + '/model', '--checkpoint_path=' + checkpoint,
+       '--det_dir=' + out + '/det_check', '--json_output=' + json_path],
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return json.load(open(json_path))['mAP']
+
+
+def test_make_demo_shortened(tmp_path):
+  out = str(tmp_path / 'demo')
+  result = subprocess.run(
+      ['make', '-C', REPO, 'demo', 'DEMO_DIR=' + out, 'DEMO_TRAINVAL=40', 'DEMO_TEST=10',
+       'DEMO_DATA_FLAGS=--classes=aeroplane,bicycle,bird --min_size=120 --max_size=200',
+       'DEMO_TRAIN_FLAGS=--max_number_of_steps=40 --train_image_size=160 '
+       '--width_multiplier=0.0625 --batch_size=8 --save_checkpoints_steps=40 --warmup_steps=0'],
+      capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+  # Every stage announced itself and the closing message says where things are.
+  for stage in range(1, 7):
+    assert '==> [%d/6]' % stage in result.stdout
+  assert 'TensorBoard:' in result.stdout
+  # Shards, checkpoint, result files, mAP, SavedModel, drawn images.
+  records = sorted(os.listdir(os.path.join(out, 'records')))
+  assert records[:2] == ['conversion_summary.json', 'train-00000-of-00004']
+  assert 'val-00001-of-00002' in records
+  assert os.path.exists(os.path.join(out, 'model', 'model.ckpt-40.index'))
+  for name in ('aeroplane', 'bicycle', 'bird'):
+    assert os.path.getsize(os.path.join(out, 'detections', 'comp4_det_test_%s.txt' % name)) > 0
+  summary = json.load(open(os.path.join(out, 'map.json')))
+  # The converter keeps the 20 VOC names; classes without ground truth are n/a (None).
+  assert len(summary['ap']) == 20 and summary['metric'] == 'voc07'
+  assert {name for name, ap in summary['ap'].items() if ap is not None} == {
+      'aeroplane', 'bicycle', 'bird'}
+  assert 'mAP' in result.stdout
+  assert os.path.exists(os.path.join(out, 'saved_model', 'saved_model.pb'))
+  drawn = sorted(os.listdir(os.path.join(out, 'drawn')))
+  samples = sorted(os.listdir(os.path.join(out, 'sample_images')))
+  assert drawn == samples and len(drawn) == 8
+  image = cv2.imread(os.path.join(out, 'drawn', drawn[0]))
+  assert image is not None and image.shape == cv2.imread(
+      os.path.join(out, 'sample_images', drawn[0])).shape
+  # The SavedModel reloads in a fresh process that only imports TensorFlow.
+  probe = subprocess.run(
+      [sys.executable, '-c',
+       'import sys, tensorflow as tf\n'
+       'm = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]\n'
+       'out = m(encoded_images=tf.constant([open(sys.argv[2], "rb").read()]))\n'
+       'print(int(out["num_detections"][0]), out["detection_boxes"].shape)',
+       os.path.join(out, 'saved_model'), os.path.join(out, 'sample_images', samples[0])],
+      capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+  assert probe.returncode == 0, probe.stderr[-2000:]
+  assert probe.stdout.strip().endswith('(1, 200, 4)')
+  # Learning happened: the trained checkpoint beats the initial one.
+  model_dir = os.path.join(out, 'model')
+  trained, initial = _map(out, model_dir + '/model.ckpt-40'), _map(out, model_dir + '/model.ckpt-0')
+  assert trained > initial, (trained, initial)
+  assert np.isfinite(trained)
