@@ -23,17 +23,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from net import ssd_net  # noqa: E402
+from utility import anchors  # noqa: E402
 
 tf1 = tf.compat.v1
 
-flags.DEFINE_enum('architecture', 'ssd300', sorted(ssd_net.ARCHITECTURES), 'Network to time.')
+flags.DEFINE_enum('architecture', 'ssd300', ['ssd300', 'ssd512'], 'Network to time.')
 flags.DEFINE_list('batch_sizes', ['1', '8'], 'Batch sizes to time.')
 flags.DEFINE_integer('warmup', 2, 'Untimed batches before timing each batch size.')
 flags.DEFINE_integer('iterations', 5, 'Timed batches per batch size.')
 FLAGS = flags.FLAGS
 
-# Reference anchors per location (SPEC); only the head widths depend on them.
-_ANCHORS_PER_LOCATION = {'ssd300': [4, 6, 6, 6, 4, 4], 'ssd512': [4, 6, 6, 6, 6, 4, 4]}
 
 
 def conv_macs_per_image(graph, model_scope):
@@ -78,7 +77,8 @@ def main(argv):
   with tf.Graph().as_default() as graph:
     tf1.set_random_seed(0)
     images = tf1.placeholder(tf.float32, [None, size, size, 3])
-    net = ssd_net.build_ssd(images, architecture, 21, _ANCHORS_PER_LOCATION[architecture])
+    anchors_per_location = anchors.num_anchors_per_location(anchors.PRESETS[architecture][1])
+    net = ssd_net.build_ssd(images, architecture, 21, anchors_per_location)
     outputs = [net['box_offsets'], net['class_logits']]
     parameters = ssd_net.count_parameters(architecture)['total']
     macs = conv_macs_per_image(graph, architecture)
