@@ -181,10 +181,7 @@ def _decoded_records(file_pattern, input_config):
 def _augment_fn(ssd_config):
   """The augmentation make_train_example_fn applies, without the target encoding."""
   model, input_config = ssd_config.model, ssd_config.input
-  photometric_config = photometric.PhotometricConfig(
-      channel_swap_prob=0.5 if input_config.channel_swap else 0.0)
-  geometric_config = geometric.GeometricConfig(expand_prob=input_config.expand_probability,
-                                               max_expand_ratio=input_config.max_expand_ratio)
+  photometric_config, geometric_config = input_fn.augmentation_configs(input_config)
 
   def augment(example):
     return ssd_preprocessing.preprocess_for_train(

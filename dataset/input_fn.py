@@ -70,9 +70,12 @@ def _ground_truth(boxes, labels, difficult, num_boxes, max_boxes):
           'num_boxes': tf.minimum(num_boxes, max_boxes)}
 
 
-def _augmentation_configs(input_config):
-  photometric_config = photometric.PhotometricConfig(channel_swap_prob=(
-      0.5 if input_config.channel_swap else 0.0))
+def augmentation_configs(input_config):
+  """(PhotometricConfig, GeometricConfig) of the training augmentation for an InputConfig."""
+  photometric_config = photometric.PhotometricConfig(
+      prob=input_config.photometric_probability,
+      hue_max_delta=input_config.hue_max_delta_degrees / 360.0,
+      channel_swap_prob=0.5 if input_config.channel_swap else 0.0)
   geometric_config = geometric.GeometricConfig(expand_prob=input_config.expand_probability,
                                                max_expand_ratio=input_config.max_expand_ratio)
   return photometric_config, geometric_config
@@ -82,7 +85,7 @@ def make_train_example_fn(ssd_config):
   """(decoded example dict, seed or None) -> (features, labels) for one training image."""
   model, input_config = ssd_config.model, ssd_config.input
   size = (model.image_size, model.image_size)
-  photometric_config, geometric_config = _augmentation_configs(input_config)
+  photometric_config, geometric_config = augmentation_configs(input_config)
 
   def example_fn(example, seed=None):
     image, boxes, labels, num_boxes = ssd_preprocessing.preprocess_for_train(

@@ -6,8 +6,10 @@ import tensorflow as tf
 
 from dataset import input_fn
 from net import model_spec
+from preprocessing import photometric
 from tests.conftest import tiny_config
 from utility import box_coder
+from utility import config as config_lib
 
 tf1 = tf.compat.v1
 
@@ -70,3 +72,25 @@ def test_empty_pattern_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match=r"No TFRecord files match '.*/nothing-\*': check "
                                        r'--data_dir'):
     input_fn.list_shards(str(tmp_path / 'nothing-*'))
+
+
+def test_augmentation_configs_follow_the_input_flags():
+  reference, geometric_reference = input_fn.augmentation_configs(config_lib.InputConfig())
+  assert (reference.prob, reference.hue_max_delta, reference.channel_swap_prob) == (
+      0.5, 18.0 / 360.0, 0.0)
+  assert (geometric_reference.expand_prob, geometric_reference.max_expand_ratio) == (0.5, 4.0)
+  custom, geometric_custom = input_fn.augmentation_configs(config_lib.InputConfig(
+      photometric_probability=1.0, hue_max_delta_degrees=0.0, channel_swap=True,
+      expand_probability=0.25, max_expand_ratio=1.5))
+  assert (custom.prob, custom.hue_max_delta, custom.channel_swap_prob) == (1.0, 0.0, 0.5)
+  assert (geometric_custom.expand_prob, geometric_custom.max_expand_ratio) == (0.25, 1.5)
+  # With hue off every draw applies a zero rotation, whatever the coin says.
+  with tf.Graph().as_default():
+    seed = tf.compat.v1.placeholder(tf.int64, [2])
+    params = photometric.sample_photometric_params(custom, seed)
+    with tf.compat.v1.Session() as sess:
+      draws = [sess.run(params, {seed: [i, 3]}) for i in range(20)]
+  assert all(d['apply_hue'] for d in draws)
+  assert all(d['hue_delta'] == 0.0 for d in draws)
+  with pytest.raises(ValueError, match='hue_max_delta is a fraction of the hue circle'):
+    input_fn.augmentation_configs(config_lib.InputConfig(hue_max_delta_degrees=200.0))

@@ -115,6 +115,9 @@ class InputConfig:
   channel_swap: bool = _setting(False, 'Random channel permutation (Caffe option).')
   expand_probability: float = _setting(0.5, 'Probability of the zoom-out expansion.')
   max_expand_ratio: float = _setting(4.0, 'Largest expansion canvas side / image side.')
+  photometric_probability: float = _setting(
+      0.5, 'Probability of each of brightness, contrast, saturation and hue distortion.')
+  hue_max_delta_degrees: float = _setting(18.0, 'Largest hue rotation in degrees (0 = none).')
 
 
 @dataclasses.dataclass(frozen=True)
