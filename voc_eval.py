@@ -2,12 +2,14 @@ r"""Pascal VOC detection AP from devkit result files (numpy only; no TensorFlow 
 
     python voc_eval.py --voc_root=VOCdevkit --year=2007 --split=test --det_dir=DIR \
         [--metric=voc07|area] [--class_names=voc|a,b|FILE] [--json_output=FILE] \
-        [--pr_curves_dir=DIR] [--cache_dir=DIR]
+        [--pr_curves_dir=DIR] [--cache_dir=DIR] [--error_analysis]
 
 reads DIR/comp4_det_test_<class>.txt (lines '<image_id> <score> <xmin> <ymin> <xmax> <ymax>',
 1-based pixels), prints AP, #GT (non-difficult) and #detections per class and the mAP, and
 writes --json_output as {"mAP": float, "ap": {"<class>": float or null}, "metric": ...}.
-The protocol is in utility/voc_metric.py.
+The protocol is in utility/voc_metric.py. --error_analysis also prints what the top-ranked
+detections are (correct, duplicate, localization, confusion with another class, background),
+the most confused class pairs and the recall by object size (utility/voc_errors.py).
 """
 
 import os
@@ -21,6 +23,7 @@ from absl import flags
 
 from dataset import voc_ground_truth
 from utility import labels
+from utility import voc_errors
 from utility import voc_metric
 
 FLAGS = flags.FLAGS
@@ -36,6 +39,9 @@ def define_flags():
   flags.DEFINE_string('json_output', '', 'Write {"mAP", "ap", "metric"} here as JSON.')
   flags.DEFINE_string('pr_curves_dir', '', 'Write a precision-recall PNG per class here.')
   flags.DEFINE_string('cache_dir', '', 'Cache parsed annotations here (never used stale).')
+  flags.DEFINE_bool('error_analysis', False, 'Also print what the top-ranked detections are '
+                    '(correct, duplicate, localization, confusion, background) and the recall '
+                    'by object size.')
   flags.mark_flags_as_required(['voc_root', 'det_dir'])
 
 
@@ -53,8 +59,11 @@ def _check_inputs(voc_root, det_dir, class_names, prefix):
 
 
 def run_eval(voc_root, year, split, det_dir, metric='voc07', class_names='voc', json_output='',
-             pr_curves_dir='', cache_dir='', prefix=voc_metric.DEFAULT_PREFIX):
+             pr_curves_dir='', cache_dir='', prefix=voc_metric.DEFAULT_PREFIX,
+             error_analysis=False):
   """Evaluates the result files in det_dir; returns (summary dict, table lines).
+
+  With error_analysis the lines of voc_errors.format_report follow the AP table.
 
   Raises:
     ValueError: with a one-sentence message for any missing or malformed input.
@@ -71,7 +80,11 @@ def run_eval(voc_root, year, split, det_dir, metric='voc07', class_names='voc', 
     voc_metric.write_summary_json(json_output, summary)
   if pr_curves_dir:
     voc_metric.save_pr_curves(results, pr_curves_dir, metric)
-  return summary, voc_metric.format_table(results, summary)
+  lines = voc_metric.format_table(results, summary)
+  if error_analysis:
+    lines += [''] + voc_errors.format_report(
+        voc_errors.analyze(gt_annotations, detections, names))
+  return summary, lines
 
 
 def main(argv):
@@ -79,7 +92,7 @@ def main(argv):
   try:
     _, table = run_eval(FLAGS.voc_root, FLAGS.year, FLAGS.split, FLAGS.det_dir, FLAGS.metric,
                         FLAGS.class_names, FLAGS.json_output, FLAGS.pr_curves_dir,
-                        FLAGS.cache_dir)
+                        FLAGS.cache_dir, error_analysis=FLAGS.error_analysis)
   except ValueError as e:
     sys.exit('Error: %s' % e)
   print('\n'.join(table))

@@ -56,6 +56,21 @@ def test_run_eval_writes_the_json_contract(tmp_path):
                   'ap': {'cat': pytest.approx(5 / 6, abs=1e-12), 'dog': None}, 'metric': 'area'}
 
 
+def test_run_eval_error_analysis_follows_the_table(tmp_path):
+  root, det_dir = _tree_and_detections(tmp_path)
+  _, lines = voc_eval.run_eval(root, '2007', 'test', det_dir, class_names='cat,dog',
+                               error_analysis=True)
+  report = lines[lines.index('') + 1:]
+  # cat: 2 GT, so the top 2 counted detections: the TP on 000001 and its duplicate (the one on
+  # the difficult GT is not counted); the TP on 000002 comes third. Both cats are
+  # sqrt(253 * 181) / 375 = 0.57 and sqrt(291 * 181) / 375 = 0.61 of the shorter side.
+  assert [line.split() for line in report[2:5]] == [
+      ['cat', '2', '1', '1', '0', '0', '0'], ['dog', '0', '0', '0', '0', '0', '0'],
+      ['all', '2', '1', '1', '0', '0', '0']]
+  assert report[5].startswith('Recall by GT size')
+  assert report[6:] == ['  >= 0.4         2 GT  0.500 / 1.000']
+
+
 def test_run_eval_input_errors(tmp_path):
   root, det_dir = _tree_and_detections(tmp_path)
   with pytest.raises(ValueError, match='--det_dir=.*nowhere is not a folder'):
