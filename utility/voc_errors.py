@@ -56,9 +56,9 @@ def _other_class_ground_truth(gt_annotations, class_name):
 def _best_other_overlaps(det_boxes, image_ids, others):
   """(best overlap with another class's GT [n], that class name or '' [n])."""
   padded = {i: (boxes, np.zeros(len(boxes), bool)) for i, (boxes, _) in others.items()}
-  row_of, gt_boxes, gt_valid, _ = voc_metric._pad_ground_truth(padded)  # pylint: disable=protected-access
+  row_of, gt_boxes, gt_valid, _ = voc_metric.pad_ground_truth(padded)
   rows = np.array([row_of.get(i, len(row_of)) for i in image_ids], np.int64)
-  overlap, slot = voc_metric._best_overlaps(det_boxes, rows, gt_boxes, gt_valid)  # pylint: disable=protected-access
+  overlap, slot = voc_metric.best_overlaps(det_boxes, rows, gt_boxes, gt_valid)
   names = [others[i][1][j] if i in others and overlap[k] > -np.inf else ''
            for k, (i, j) in enumerate(zip(image_ids, slot))]
   return overlap, names
@@ -82,14 +82,12 @@ def analyze_class(gt_annotations, detections, class_name, iou_threshold=0.5, min
   """
   gt_by_image = voc_metric.ground_truth_by_class(gt_annotations, [class_name])[class_name]
   num_gt = int(sum(np.count_nonzero(~d) for _, d in gt_by_image.values()))
-  order = np.argsort(-np.asarray(detections.scores, np.float64), kind='stable')
+  matches = voc_metric.match_detections(gt_by_image, detections, iou_threshold)
+  order, rows, row_of = matches['order'], matches['rows'], matches['row_of']
+  overlap, slot = matches['overlap'], matches['slot']
+  tp, fp = matches['tp'].astype(bool), matches['fp'].astype(bool)
   image_ids = [detections.image_ids[i] for i in order]
   det_boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)[order]
-  row_of, gt_boxes, gt_valid, gt_difficult = voc_metric._pad_ground_truth(gt_by_image)  # pylint: disable=protected-access
-  rows = np.array([row_of.get(i, len(row_of)) for i in image_ids], np.int64)
-  overlap, slot = voc_metric._best_overlaps(det_boxes, rows, gt_boxes, gt_valid)  # pylint: disable=protected-access
-  tp, fp = voc_metric._assign(overlap, slot, rows, gt_difficult, iou_threshold)  # pylint: disable=protected-access
-  tp, fp = tp.astype(bool), fp.astype(bool)
   in_top = (np.cumsum(tp | fp) <= num_gt) & (tp | fp)
   other_overlap, other_name = _best_other_overlaps(
       det_boxes, image_ids, _other_class_ground_truth(gt_annotations, class_name))

@@ -232,7 +232,7 @@ def devkit_iou(boxes, gt_boxes):
     return np.where(intersect, inter / np.where(intersect, union, 1.0), -np.inf)
 
 
-def _pad_ground_truth(gt_by_image):
+def pad_ground_truth(gt_by_image):
   """Stacks per-image GT into padded arrays; the last row is an empty image.
 
   Returns:
@@ -254,7 +254,7 @@ def _pad_ground_truth(gt_by_image):
   return {image_id: row for row, image_id in enumerate(image_ids)}, boxes, valid, difficult
 
 
-def _best_overlaps(det_boxes, det_rows, gt_boxes, gt_valid):
+def best_overlaps(det_boxes, det_rows, gt_boxes, gt_valid):
   """(ovmax float64 [n], jmax int [n]): best GT slot of each detection's image."""
   ovmax = np.full(len(det_rows), -np.inf)
   jmax = np.zeros(len(det_rows), np.int64)
@@ -286,6 +286,30 @@ def _assign(ovmax, jmax, det_rows, gt_difficult, iou_threshold):
   return tp, fp
 
 
+def match_detections(gt_by_image, detections, iou_threshold=0.5):
+  """The devkit's matching of one class's detections to its GTs, in score order.
+
+  Args:
+    gt_by_image: as in ``evaluate_class``.
+    detections: ClassDetections of this class.
+    iou_threshold: a detection must overlap a GT by more than this.
+
+  Returns:
+    dict with, per detection in descending-score order (stable): 'order' (int [n], index into
+    detections), 'rows' (int [n], row of its image in pad_ground_truth; 'row_of' maps image
+    ids to rows), 'overlap' (float64 [n], best overlap with a GT of its image, -inf for none),
+    'slot' (int [n], that GT's index in its image), 'tp' and 'fp' (float64 0/1 [n]; both 0 for
+    a detection on a difficult GT).
+  """
+  order = np.argsort(-np.asarray(detections.scores, np.float64), kind='stable')
+  row_of, gt_boxes, gt_valid, gt_difficult = pad_ground_truth(gt_by_image)
+  rows = np.array([row_of.get(detections.image_ids[i], len(row_of)) for i in order], np.int64)
+  det_boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)[order]
+  overlap, slot = best_overlaps(det_boxes, rows, gt_boxes, gt_valid)
+  tp, fp = _assign(overlap, slot, rows, gt_difficult, iou_threshold)
+  return dict(order=order, rows=rows, row_of=row_of, overlap=overlap, slot=slot, tp=tp, fp=fp)
+
+
 def evaluate_class(gt_by_image, detections, iou_threshold=0.5, metric='voc07'):
   """VOC AP of one class.
 
@@ -302,16 +326,10 @@ def evaluate_class(gt_by_image, detections, iou_threshold=0.5, metric='voc07'):
     num_detections; num_tp).
   """
   num_gt = int(sum(np.count_nonzero(~np.asarray(d, bool)) for _, d in gt_by_image.values()))
-  order = np.argsort(-np.asarray(detections.scores, np.float64), kind='stable')
-  row_of, gt_boxes, gt_valid, gt_difficult = _pad_ground_truth(gt_by_image)
-  empty_row = len(row_of)
-  det_rows = np.array([row_of.get(detections.image_ids[i], empty_row) for i in order],
-                      np.int64)
-  det_boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)[order]
-  ovmax, jmax = _best_overlaps(det_boxes, det_rows, gt_boxes, gt_valid)
-  tp, fp = _assign(ovmax, jmax, det_rows, gt_difficult, iou_threshold)
+  matches = match_detections(gt_by_image, detections, iou_threshold)
+  tp, fp = matches['tp'], matches['fp']
   result = dict(ap=None, precision=np.zeros(0), recall=np.zeros(0), num_gt=num_gt,
-                num_detections=len(order), num_tp=int(tp.sum()))
+                num_detections=len(tp), num_tp=int(tp.sum()))
   if num_gt == 0:
     return result
   tp, fp = np.cumsum(tp), np.cumsum(fp)
