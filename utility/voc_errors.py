@@ -83,16 +83,15 @@ def analyze_class(gt_annotations, detections, class_name, iou_threshold=0.5, min
   gt_by_image = voc_metric.ground_truth_by_class(gt_annotations, [class_name])[class_name]
   num_gt = int(sum(np.count_nonzero(~d) for _, d in gt_by_image.values()))
   matches = voc_metric.match_detections(gt_by_image, detections, iou_threshold)
-  order, rows, row_of = matches['order'], matches['rows'], matches['row_of']
+  rows, row_of = matches['rows'], matches['row_of']
   overlap, slot = matches['overlap'], matches['slot']
   tp, fp = matches['tp'].astype(bool), matches['fp'].astype(bool)
-  image_ids = [detections.image_ids[i] for i in order]
-  det_boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)[order]
   in_top = (np.cumsum(tp | fp) <= num_gt) & (tp | fp)
   other_overlap, other_name = _best_other_overlaps(
-      det_boxes, image_ids, _other_class_ground_truth(gt_annotations, class_name))
+      matches['boxes'], matches['image_ids'],
+      _other_class_ground_truth(gt_annotations, class_name))
 
-  kinds = np.full(len(order), 'background', dtype=object)
+  kinds = np.full(len(tp), 'background', dtype=object)
   kinds[fp & (other_overlap >= min_overlap)] = 'confusion'
   kinds[fp & (overlap >= min_overlap)] = 'localization'
   kinds[fp & (overlap > iou_threshold)] = 'duplicate'

@@ -299,7 +299,7 @@ def match_detections(gt_by_image, detections, iou_threshold=0.5):
     detections), 'rows' (int [n], row of its image in pad_ground_truth; 'row_of' maps image
     ids to rows), 'overlap' (float64 [n], best overlap with a GT of its image, -inf for none),
     'slot' (int [n], that GT's index in its image), 'tp' and 'fp' (float64 0/1 [n]; both 0 for
-    a detection on a difficult GT).
+    a detection on a difficult GT), 'image_ids' (list [n]) and 'boxes' (float64 [n, 4]).
   """
   order = np.argsort(-np.asarray(detections.scores, np.float64), kind='stable')
   row_of, gt_boxes, gt_valid, gt_difficult = pad_ground_truth(gt_by_image)
@@ -307,7 +307,8 @@ def match_detections(gt_by_image, detections, iou_threshold=0.5):
   det_boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)[order]
   overlap, slot = best_overlaps(det_boxes, rows, gt_boxes, gt_valid)
   tp, fp = _assign(overlap, slot, rows, gt_difficult, iou_threshold)
-  return dict(order=order, rows=rows, row_of=row_of, overlap=overlap, slot=slot, tp=tp, fp=fp)
+  return dict(order=order, rows=rows, row_of=row_of, overlap=overlap, slot=slot, tp=tp, fp=fp,
+              image_ids=[detections.image_ids[i] for i in order], boxes=det_boxes)
 
 
 def evaluate_class(gt_by_image, detections, iou_threshold=0.5, metric='voc07'):
