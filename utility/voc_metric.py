@@ -146,8 +146,9 @@ def write_detections(det_dir, detections_by_class, class_names=None, prefix=DEFA
 
   Lines are '<image_id> <score %.6f> <xmin> <ymin> <xmax> <ymax>' with boxes at
   ``box_decimals`` (default 1, as the Caffe SSD and py-faster-rcnn writers; the rounding can
-  move a box across the IoU threshold, so eval_ssd.py writes 3 to make re-scoring exact). Rows are sorted by descending score (stable) so that two scores which
-  round to the same 6 decimals keep their true order when read back.
+  move a box across the IoU threshold, so eval_ssd.py writes 3 to make re-scoring exact).
+  Rows are sorted by descending score (stable) so that two scores which round to the same 6
+  decimals keep their true order when read back.
 
   Args:
     det_dir: output folder (created if needed).
