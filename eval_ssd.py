@@ -52,7 +52,7 @@ def main(argv):
     summary, results, path, step = evaluation.evaluate(
         ssd_config, FLAGS.model_dir, input_fn.make_eval_input_fn(pattern, ssd_config,
                                                                  FLAGS.batch_size),
-        det_dir, FLAGS.metric, FLAGS.checkpoint_path)
+        det_dir, FLAGS.metric, FLAGS.checkpoint_path, fallback_to_nhwc=not FLAGS.data_format)
   except (ValueError, FileNotFoundError) as error:
     logging.error('%s', error)
     sys.exit(1)

@@ -30,7 +30,9 @@ import tensorflow as tf  # noqa: E402
 from dataset import convert_tfrecords  # noqa: E402
 from dataset import input_fn  # noqa: E402
 from dataset import make_synthetic_voc  # noqa: E402
+from net import kernel_support  # noqa: E402
 from net import model_fn  # noqa: E402
+from utility import hardware  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -79,20 +81,25 @@ def main(argv):
   if not FLAGS['batch_size'].present:
     FLAGS.batch_size = 8
   ssd_config = ssd_flags.config_from_flags(FLAGS, data_dir=FLAGS.data_dir)
+  ssd_config = kernel_support.resolve_and_log(ssd_config, training=True)
   data_dir = FLAGS.data_dir or _make_data(tempfile.mkdtemp(prefix='train_bench_'))
   pattern = os.path.join(data_dir, 'train-*')
   synthetic = time_training(ssd_config, pattern, cached=True)
   pipeline = time_training(ssd_config, pattern, cached=False)
   model = ssd_config.model
   batch = ssd_config.train.batch_size
+  machine = hardware.describe()
   print('%s %dx%d, width %.3g, %s, %s, batch %d, %d timed steps'
         % (model.architecture, model.image_size, model.image_size, model.width_multiplier,
            model.data_format, model.compute_dtype, batch, FLAGS.steps))
+  print('machine: %s' % hardware.describe_line(machine))
   print('%-28s %10s' % ('input', 'images/s'))
   print('%-28s %10.2f' % ('synthetic (cached batch)', synthetic))
   print('%-28s %10.2f' % ('real input pipeline', pipeline))
   print(json.dumps({'train_images_per_sec_b%d_synthetic' % batch: round(synthetic, 3),
-                    'train_images_per_sec_b%d_pipeline' % batch: round(pipeline, 3)}))
+                    'train_images_per_sec_b%d_pipeline' % batch: round(pipeline, 3),
+                    'compute_dtype': model.compute_dtype, 'data_format': model.data_format,
+                    'machine': machine}))
 
 
 if __name__ == '__main__':

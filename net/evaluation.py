@@ -11,21 +11,28 @@ import os
 import tensorflow as tf
 
 from net import detection_eval
+from net import kernel_support
 from net import model_fn as model_fn_lib
 from utility import checkpoint as checkpoint_lib
 from utility import voc_metric
 
 
 def evaluate(ssd_config, model_dir, eval_input_fn, det_dir=None, metric='voc07',
-             checkpoint_path=None, name=None):
+             checkpoint_path=None, name=None, fallback_to_nhwc=True):
   """Evaluates one checkpoint on the examples of eval_input_fn (dataset/input_fn.py's eval
   input, built by the caller so net/ does not depend on the data layer).
+
+  The compute dtype and layout are chosen for this machine (net/kernel_support.py): 'auto'
+  resolves here, and a layout trained elsewhere that has no kernels here runs in NHWC instead
+  (the weights are the same) unless fallback_to_nhwc is False (the user asked for it).
 
   Returns:
     (summary {'mAP', 'ap', 'metric'}, per-class results of voc_metric.evaluate_classes,
      the checkpoint path evaluated, the global step).
   """
   path = checkpoint_lib.latest_checkpoint(model_dir, checkpoint_path)
+  ssd_config = kernel_support.resolve_and_log(ssd_config, training=False,
+                                              fallback_to_nhwc=fallback_to_nhwc)
   accumulator = detection_eval.VocDetectionAccumulator(
       ssd_config.model.class_names, metric=metric, det_dir=det_dir)
   estimator = tf.estimator.Estimator(

@@ -58,8 +58,15 @@ SERVING_DATA_FORMAT = 'NHWC'
 
 
 def serving_config(ssd_config, data_format=''):
-  """The trained settings with the layout to serve in (NHWC unless data_format is given)."""
-  return ssd_flags.override_model(ssd_config, data_format=data_format or SERVING_DATA_FORMAT)
+  """The trained settings with the layout to serve in (NHWC unless data_format is given).
+
+  compute_dtype 'auto' becomes float32: a SavedModel must run on any machine it is copied to,
+  and the weights are float32 whatever trained them. An explicit bfloat16 is kept.
+  """
+  changes = {'data_format': data_format or SERVING_DATA_FORMAT}
+  if ssd_config.model.compute_dtype == 'auto':
+    changes['compute_dtype'] = 'float32'
+  return ssd_flags.override_model(ssd_config, **changes)
 
 
 def default_export_dir(model_dir):

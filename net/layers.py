@@ -76,7 +76,8 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
     scope: variable scope name of this layer, e.g. 'conv1_1'.
     stride: int, spatial stride.
     padding: 'SAME', 'VALID', or an int number of zero pixels added on every spatial side.
-    dilation: int, atrous rate (fc6 uses 6); cannot be combined with stride > 1.
+    dilation: int, atrous rate (fc6 uses 6), computed by atrous_conv2d; cannot be combined
+      with stride > 1.
     data_format: 'NHWC' or 'NCHW'.
     activation: function applied last, or None for a linear layer (the heads).
     batch_norm: if True, batch norm replaces the bias (beta plays its role).
@@ -96,17 +97,87 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
     kernel = _model_variable('weights', [kernel_size, kernel_size, int(in_depth), depth],
                              tf1.glorot_uniform_initializer())
     strides = [1, stride, stride, 1] if data_format == 'NHWC' else [1, 1, stride, stride]
-    dilations = [1, dilation, dilation, 1] if data_format == 'NHWC' else [1, 1, dilation, dilation]
     # Mixed precision: float32 variables, the convolution in the inputs' dtype (bfloat16).
-    outputs = tf.nn.conv2d(inputs, tf.cast(kernel, inputs.dtype), strides=strides,
-                           padding=_conv_padding(padding, data_format),
-                           data_format=data_format, dilations=dilations)
+    kernel = tf.cast(kernel, inputs.dtype)
+    if dilation > 1:
+      outputs = atrous_conv2d(inputs, kernel, dilation, padding, data_format)
+    else:
+      outputs = tf.nn.conv2d(inputs, kernel, strides=strides,
+                             padding=_conv_padding(padding, data_format), data_format=data_format)
     if batch_norm:
       outputs = batch_normalization(outputs, data_format, is_training)
     else:
       biases = _model_variable('biases', [depth], tf1.zeros_initializer())
       outputs = tf.nn.bias_add(outputs, tf.cast(biases, outputs.dtype), data_format=data_format)
     return activation(outputs) if activation is not None else outputs
+
+
+def _atrous_padding(size, kernel_size, rate, padding):
+  """(before, after) zero pixels of one spatial side for a dilated 'SAME'/'VALID'/int padding."""
+  if isinstance(padding, str):
+    if padding.upper() == 'VALID':
+      return 0, 0
+    if padding.upper() != 'SAME':
+      raise ValueError("padding must be 'SAME', 'VALID' or an int, got %r." % (padding,))
+    total = (kernel_size - 1) * rate  # stride 1: the output keeps the input size
+    return total // 2, total - total // 2
+  del size
+  return int(padding), int(padding)
+
+
+def atrous_conv2d(inputs, kernel, rate, padding='SAME', data_format='NHWC'):
+  """Stride-1 dilated convolution as space-to-batch + dense convolution + batch-to-space.
+
+  Why not ``tf.nn.conv2d(..., dilations=rate)``: its filter gradient (Conv2DBackpropFilter) has
+  no kernel in TensorFlow's default CPU implementation ("do not yet support dilation rates
+  larger than 1"), only in oneDNN and on GPUs, so training would work on some machines only.
+  This is the rewrite TensorFlow's own ``tf.nn.convolution`` uses for dilated kernels: every
+  ``rate x rate`` phase of the (padded) input becomes a separate image of the batch, on which
+  the k x k kernel is dense. Same values, same kernel variable, and every op has a gradient on
+  every device.
+
+  Output cell i (per spatial axis) is sum_t kernel[t] * padded[i + rate * t]; after
+  space-to-batch, phase a holds padded[a + rate * j], where a VALID dense convolution at j gives
+  exactly output cell a + rate * j.
+
+  Args:
+    inputs: float [batch, height, width, depth] (NHWC) or [batch, depth, height, width] (NCHW)
+      with static spatial size.
+    kernel: [kernel_h, kernel_w, depth, out_depth] of the inputs' dtype, kernel_h == kernel_w.
+    rate: int >= 1, dilation of both spatial axes.
+    padding: 'SAME' (output size = input size), 'VALID', or an int of zero pixels per side.
+    data_format: 'NHWC' or 'NCHW'.
+
+  Returns:
+    The convolution in data_format: [batch, out_h, out_w, out_depth] (NHWC) or
+    [batch, out_depth, out_h, out_w] (NCHW), out = padded size - rate * (kernel_size - 1).
+  """
+  check_data_format(data_format)
+  kernel_size = int(kernel.shape[0])
+  spatial_axes = (1, 2) if data_format == 'NHWC' else (2, 3)
+  sizes = [inputs.shape[axis] for axis in spatial_axes]
+  if any(size is None for size in sizes):
+    raise ValueError('atrous_conv2d needs a static spatial size, got shape %s.' % (inputs.shape,))
+  block, paddings, crops = [], [], []
+  for size in sizes:
+    before, after = _atrous_padding(int(size), kernel_size, rate, padding)
+    padded = int(size) + before + after
+    out_size = padded - rate * (kernel_size - 1)
+    if out_size < 1:
+      raise ValueError('atrous_conv2d: input side %d is too small for a %dx%d kernel at rate %d.'
+                       % (size, kernel_size, kernel_size, rate))
+    extra = -padded % rate  # round the padded side up to a multiple of the rate
+    block.append(rate)
+    paddings.append([before, after + extra])
+    # Batch-to-space returns rate * (phase size - kernel_size + 1) = out_size + extra cells.
+    crops.append([0, extra])
+  if data_format == 'NCHW':
+    # space_to_batch_nd blocks the dimensions right after the batch: the channels ride along
+    # as a dimension with block 1.
+    block, paddings, crops = [1] + block, [[0, 0]] + paddings, [[0, 0]] + crops
+  phases = tf.space_to_batch_nd(inputs, block, paddings)
+  outputs = tf.nn.conv2d(phases, kernel, strides=1, padding='VALID', data_format=data_format)
+  return tf.compat.v1.batch_to_space_nd(outputs, block, crops)
 
 
 def max_pool(inputs, kernel_size, stride, padding='SAME', data_format='NHWC', name=None):

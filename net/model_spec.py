@@ -79,7 +79,13 @@ def build_network(images, model_config, is_training):
   Returns:
     The dict of ssd_net.build_ssd: 'box_offsets' [batch, num_anchors, 4], 'class_logits'
     [batch, num_anchors, num_classes], 'feature_maps', 'feature_map_sizes'.
+
+  Raises:
+    ValueError: if compute_dtype is still 'auto' (the caller resolves it for the machine).
   """
+  if model_config.compute_dtype == 'auto':
+    raise ValueError("compute_dtype 'auto' must be resolved for this machine before the graph "
+                     "is built: call net.kernel_support.resolve_model_config first.")
   return ssd_net.build_ssd(
       images, architecture=model_config.architecture, num_classes=model_config.num_classes,
       anchors_per_location=anchors_per_location(model_config),

@@ -8,6 +8,7 @@ import re
 import tensorflow as tf
 from absl import logging
 
+from net import kernel_support
 from net import model_fn as model_fn_lib
 from net import model_spec
 from net import run_config as run_config_lib
@@ -46,9 +47,16 @@ def validate(ssd_config):
   if model.data_format not in ('NHWC', 'NCHW'):
     raise ValueError("--data_format must be NHWC/channels_last or NCHW/channels_first, got %r."
                      % model.data_format)
-  if model.compute_dtype not in ('float32', 'bfloat16'):
-    raise ValueError('--compute_dtype must be float32 or bfloat16, got %r.' % model.compute_dtype)
+  if model.compute_dtype not in kernel_support.COMPUTE_DTYPES:
+    raise ValueError('--compute_dtype must be one of %s, got %r.'
+                     % (', '.join(kernel_support.COMPUTE_DTYPES), model.compute_dtype))
   model_spec.anchor_layers(model)  # raises for an architecture / image size / anchor mismatch
+
+
+# Model settings that change how the network runs, not its variables or its outputs beyond
+# rounding: a run may resume on another machine with other values (checkpoints hold float32
+# HWIO kernels in every case).
+EXECUTION_SETTINGS = ('data_format', 'compute_dtype')
 
 
 def check_resumable(ssd_config, model_dir):
@@ -58,7 +66,8 @@ def check_resumable(ssd_config, model_dir):
     return
   previous = config_lib.load(model_dir).model
   differences = [f.name for f in dataclasses.fields(previous)
-                 if getattr(previous, f.name) != getattr(ssd_config.model, f.name)]
+                 if f.name not in EXECUTION_SETTINGS
+                 and getattr(previous, f.name) != getattr(ssd_config.model, f.name)]
   if differences:
     raise ValueError('%s was trained with other model settings (%s); use a new --model_dir or '
                      'the same settings.' % (model_dir, ', '.join(differences)))
@@ -100,6 +109,9 @@ def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
   """
   validate(ssd_config)
   check_resumable(ssd_config, model_dir)
+  # The settings as asked for are saved (compute_dtype 'auto' stays 'auto', so evaluation and a
+  # resumed run on another machine choose again); the graph is built from what runs here.
+  runtime_config = kernel_support.resolve_and_log(ssd_config, training=True)
   strategy, num_replicas = run_config_lib.make_strategy(ssd_config.train)
   run_config_lib.check_batch_divisible(ssd_config.train.batch_size, num_replicas)
   os.makedirs(model_dir, exist_ok=True)
@@ -107,7 +119,7 @@ def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
   run_config_lib.log_replication(strategy, num_replicas)
   _log_start(ssd_config, model_dir)
   estimator = tf.estimator.Estimator(
-      model_fn=model_fn_lib.make_model_fn(ssd_config),
+      model_fn=model_fn_lib.make_model_fn(runtime_config),
       config=run_config_lib.make_run_config(model_dir, ssd_config.train, strategy))
   max_steps = ssd_config.train.max_number_of_steps
   try:

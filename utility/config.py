@@ -38,8 +38,9 @@ class ModelConfig:
   extra_batch_norm: bool = _setting(False, 'Batch norm in the extra layers (reference off).')
   data_format: str = _setting('NHWC', 'NHWC (CPU) or NCHW (faster on GPU).')
   compute_dtype: str = _setting(
-      'float32', 'float32 (reference) or bfloat16: mixed precision, convolutions in bfloat16 '
-      'on float32 variables.')
+      'float32', 'float32 (reference), bfloat16 (mixed precision: convolutions in bfloat16 on '
+      'float32 variables) or auto: bfloat16 where the hardware computes it natively (CPU with '
+      'AVX512_BF16/AMX and oneDNN, GPU of compute capability >= 8.0), else float32.')
   model_scope: str = _setting('', "Variable scope of the model; '' = the architecture name.")
   clip_anchors: bool = _setting(False, 'Clip default boxes to the image (Caffe SSD300: off).')
   anchor_min_scale: float = _setting(
