@@ -1,7 +1,10 @@
 # Two commands: `make demo` (the main job on a synthetic VOC dataset) and `make test`.
-# Both build .venv from the pinned requirements.txt first.
+# Both build .venv from the pinned requirements.txt first; with GPU=1 they build .venv-gpu
+# from requirements-gpu.txt (TensorFlow with CUDA, Linux x86-64) instead.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+GPU ?=
+REQUIREMENTS := $(if $(GPU),requirements-gpu.txt,requirements.txt)
+VENV := $(if $(GPU),.venv-gpu,.venv)
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -20,18 +23,24 @@ DEMO_MODEL := $(DEMO_DIR)/model
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: all venv test demo clean clean-demo
+.PHONY: all venv test demo check-platforms clean clean-demo
 
 all: test
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): $(REQUIREMENTS) requirements-base.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (found %s); run make PYTHON=/path/to/python3.11" % sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -r requirements.txt
+	$(VPY) -m pip install --quiet -r $(REQUIREMENTS)
 	@touch $@
+
+# Do the pinned requirements resolve on Linux x86-64 / aarch64, macOS arm64 and Windows?
+# (pip's dry run per platform; needs the package index, installs nothing.)
+check-platforms: $(STAMP)
+	$(VPY) -m utility.check_requirements --requirements=requirements.txt
+	$(VPY) -m utility.check_requirements --requirements=requirements-gpu.txt --platforms=linux-x86_64
 
 test: $(STAMP)
 	$(VPY) -m pytest -q tests
@@ -71,4 +80,4 @@ clean-demo:
 	rm -rf $(DEMO_DIR)
 
 clean: clean-demo
-	rm -rf $(VENV)
+	rm -rf .venv .venv-gpu

@@ -24,6 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 from net import ssd_net  # noqa: E402
 from utility import anchors  # noqa: E402
+from utility import hardware  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -96,8 +97,10 @@ def main(argv):
   print('multiply-adds per image: %s' % ', '.join(
       '%s %.3f G' % (part, count / 1e9) for part, count in macs.items()))
   print('parameters: %d' % parameters)
+  machine = hardware.describe()
+  print('machine: %s' % hardware.describe_line(machine))
   summary = {'architecture': architecture, 'data_format': 'NHWC', 'cpu_count': os.cpu_count(),
-             'macs_per_image': macs['total'], 'parameters': parameters}
+             'macs_per_image': macs['total'], 'parameters': parameters, 'machine': machine}
   for batch_size, (images_per_sec, seconds) in results.items():
     summary['forward_images_per_sec_b%d' % batch_size] = round(images_per_sec, 3)
     summary['forward_seconds_per_batch_b%d' % batch_size] = round(seconds, 4)

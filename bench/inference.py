@@ -37,6 +37,7 @@ from bench.voc_eval_bench import time_evaluator  # noqa: E402
 from net import export  # noqa: E402
 from net import ssd_net  # noqa: E402
 from utility import config as config_lib  # noqa: E402
+from utility import hardware  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -125,6 +126,8 @@ def main(argv):
     print('VOC evaluator (utility/voc_metric.py), 4952 images x 20 classes, %d detections: '
           '%.2f s' % (evaluator['num_detections'], evaluator['voc_eval_seconds']))
     summary['voc_eval_seconds'] = round(evaluator['voc_eval_seconds'], 3)
+  summary['machine'] = hardware.describe()
+  print('machine: %s' % hardware.describe_line(summary['machine']))
   print(json.dumps(summary))
 
 

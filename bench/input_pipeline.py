@@ -62,6 +62,7 @@ from dataset import make_synthetic_voc  # noqa: E402
 from dataset import tfrecord_io  # noqa: E402
 from net import model_spec  # noqa: E402
 from preprocessing import geometric  # noqa: E402
+from utility import hardware  # noqa: E402
 from preprocessing import photometric  # noqa: E402
 from preprocessing import ssd_preprocessing  # noqa: E402
 from preprocessing import visualize  # noqa: E402
@@ -674,7 +675,9 @@ def main(argv):
   context = {'image_size': FLAGS.image_size, 'batch_size': FLAGS.batch_size,
              'measurement_seconds': FLAGS.seconds, 'synthetic_data': bool(work_dir),
              'core_restriction': 'taskset', 'cpu_count': os.cpu_count(),
-             'load_average_1min_before': load_before[0], 'load_average_1min_after': load_after[0]}
+             'load_average_1min_before': load_before[0], 'load_average_1min_after': load_after[0],
+             'machine': hardware.describe()}
+  print('machine: %s' % hardware.describe_line(context['machine']))
   print(json.dumps(summarize(tf_results, baseline, context)))
 
 

@@ -24,6 +24,7 @@ from absl import app
 from absl import flags
 
 from dataset import voc
+from utility import hardware
 from utility import voc_metric
 
 WIDTH, HEIGHT = 500, 375
@@ -113,8 +114,11 @@ def main(argv):
   if FLAGS.with_io:
     print('%-34s %12.3f' % ('write + read result files seconds',
                             stats['result_files_write_read_seconds']))
-  print(json.dumps({key: round(value, 4) for key, value in stats.items()
-                    if key.endswith('_seconds')}))
+  machine = hardware.describe(with_tensorflow=False)
+  print('machine: %s' % hardware.describe_line(machine))
+  summary = {key: round(value, 4) for key, value in stats.items() if key.endswith('_seconds')}
+  summary['machine'] = machine
+  print(json.dumps(summary))
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Test-wide setup: graph mode, quiet TF, the repo root on sys.path."""
 
 import os
+import re
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -60,3 +61,65 @@ def train_tiny(config, records, model_dir, **kwargs):
   from net import training
   train_fn, eval_fn = input_fn.make_input_fns(records, config)
   return training.train(config, model_dir, train_fn, eval_fn, **kwargs)
+
+
+# --- Kernel paths -----------------------------------------------------------------------------
+# TensorFlow runs different CPU kernels by machine: oneDNN where the CPU has AVX-512 VNNI/BF16 or
+# AMX, its default (Eigen) kernels elsewhere, which lack some ops (NCHW, dilated-convolution
+# gradients). A test that takes the argument `kernel_path` runs twice, each time in a child
+# pytest process with TF_ENABLE_ONEDNN_OPTS=0 (default kernels) or =1 (oneDNN), whatever this
+# machine would pick, so a change that works on one kind of CPU only fails here on every kind.
+# `@pytest.mark.kernel_paths('1')` restricts a test to the listed paths.
+
+KERNEL_PATHS = {'0': 'onednn_off', '1': 'onednn_on'}
+_CHILD_ENV = 'SSD_TEST_KERNEL_PATH'
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_configure(config):
+  config.addinivalue_line('markers', "kernel_paths(*values): TF_ENABLE_ONEDNN_OPTS values "
+                          "('0', '1') a kernel_path test runs under (default both).")
+
+
+def pytest_generate_tests(metafunc):
+  if 'kernel_path' not in metafunc.fixturenames:
+    return
+  marker = metafunc.definition.get_closest_marker('kernel_paths')
+  values = list(marker.args) if marker else list(KERNEL_PATHS)
+  metafunc.parametrize('kernel_path', values, ids=[KERNEL_PATHS[v] for v in values])
+
+
+def _check_child_kernel_path(value):
+  from utility import hardware
+  assert os.environ.get('TF_ENABLE_ONEDNN_OPTS') == value, (
+      'child for kernel path %s runs with TF_ENABLE_ONEDNN_OPTS=%r'
+      % (value, os.environ.get('TF_ENABLE_ONEDNN_OPTS')))
+  assert hardware.onednn_enabled() == (value == '1'), (
+      'TF_ENABLE_ONEDNN_OPTS=%s did not set oneDNN %s in this TensorFlow build'
+      % (value, 'on' if value == '1' else 'off'))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+  """Runs a kernel_path test in a child process with that path (the body runs in the child)."""
+  value = pyfuncitem.funcargs.get('kernel_path') if hasattr(pyfuncitem, 'funcargs') else None
+  if value is None:
+    return None
+  if os.environ.get(_CHILD_ENV) == value:
+    _check_child_kernel_path(value)
+    return None  # pytest calls the test function here, in the child
+  import subprocess  # pylint: disable=import-outside-toplevel
+  env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=value, TF_CPP_MIN_LOG_LEVEL='2')
+  env[_CHILD_ENV] = value
+  result = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-header',
+       '-o', 'console_output_style=classic', pyfuncitem.nodeid],
+      cwd=_REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
+  if result.returncode != 0:
+    raise AssertionError('%s failed with TF_ENABLE_ONEDNN_OPTS=%s:\n%s\n%s'
+                         % (pyfuncitem.nodeid, value, result.stdout[-6000:],
+                            result.stderr[-2000:]))
+  if not re.search(r'\b1 passed\b', result.stdout):
+    raise AssertionError('%s with TF_ENABLE_ONEDNN_OPTS=%s did not run exactly one test:\n%s'
+                         % (pyfuncitem.nodeid, value, result.stdout[-2000:]))
+  return True

@@ -22,7 +22,7 @@ def _map(out, checkpoint):
   return json.load(open(json_path))['mAP']
 
 
-def test_make_demo_shortened(tmp_path):
+def test_make_demo_shortened(tmp_path, kernel_path):
   out = str(tmp_path / 'demo')
   result = subprocess.run(
       ['make', '-C', REPO, 'demo', 'DEMO_DIR=' + out, 'DEMO_TRAINVAL=40', 'DEMO_TEST=10',

@@ -30,7 +30,7 @@ def _train_spec(features, labels, config, model_dir):
                                tf.estimator.RunConfig(model_dir=model_dir), config)
 
 
-def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_records, tmp_path):
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_records, tmp_path, kernel_path):
   config = tiny_config(learning_rate=3e-3)
   features, labels = _fixed_batch(tiny_records, config)
   with tf.Graph().as_default():
@@ -42,7 +42,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_records, tmp_path):
   assert losses[-1] < 0.7 * losses[0], losses
 
 
-def test_nan_guard_stops_before_any_weight_changes(tiny_records, tmp_path):
+def test_nan_guard_stops_before_any_weight_changes(tiny_records, tmp_path, kernel_path):
   config = tiny_config()
   features, labels = _fixed_batch(tiny_records, config)
   labels['loc_targets'][0] = np.nan  # e.g. a corrupt box
@@ -98,7 +98,7 @@ def _train_one_step(config, model_dir, features, labels, per_replica_batch, capl
   return estimator, float(first_loss[0].split(',')[0].split('=')[1])
 
 
-def test_two_cpu_replicas_match_one_device(tiny_records, tmp_path, caplog):
+def test_two_cpu_replicas_match_one_device(tiny_records, tmp_path, caplog, kernel_path):
   import logging
   caplog.set_level(logging.INFO, logger='tensorflow')
   # Momentum SGD with Caffe's bias multiplier 2 and weight decay: every scaling must agree.

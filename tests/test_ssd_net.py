@@ -191,10 +191,13 @@ np.save(output_path, np.concatenate([outputs[0], outputs[1]], axis=-1))
 """
 
 
+@pytest.mark.kernel_paths('1')
 @pytest.mark.parametrize('architecture', ['ssd300', 'ssd512'])
-def test_nhwc_checkpoint_restores_into_nchw_with_the_same_outputs(tmp_path, architecture):
-  # NCHW convolutions and pooling run on this CPU build (oneDNN); the ssd512 case also covers
-  # conv12_2's explicit padding in both layouts.
+def test_nhwc_checkpoint_restores_into_nchw_with_the_same_outputs(tmp_path, architecture,
+                                                                  kernel_path):
+  # NCHW convolutions and pooling run on a CPU with oneDNN only (and on GPUs); without it,
+  # training and evaluation refuse NCHW at start-up (test_kernel_support.py). The ssd512 case
+  # also covers conv12_2's explicit padding in both layouts.
   images_value = np.random.RandomState(2).uniform(
       -120, 150, [2, SMALL_IMAGE, SMALL_IMAGE, 3]).astype(np.float32)
   checkpoint_path = str(tmp_path / 'model.ckpt')

@@ -49,7 +49,7 @@ def _checkpoint_step(model_dir):
   return None if path is None else int(path.rsplit('-', 1)[1])
 
 
-def test_two_worker_processes_train_to_completion_and_agree(tiny_records, tmp_path):
+def test_two_worker_processes_train_to_completion_and_agree(tiny_records, tmp_path, kernel_path):
   model_dir = str(tmp_path / 'model')
   cluster = {'worker': ['localhost:%d' % port for port in _free_ports(2)]}
   workers = []
@@ -71,7 +71,7 @@ def test_two_worker_processes_train_to_completion_and_agree(tiny_records, tmp_pa
   assert _checkpoint_step(os.path.join(model_dir, 'tmp_worker_1')) == 3  # worker 1 agrees
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(tiny_records, tmp_path):
+def test_killed_run_resumes_from_its_last_checkpoint(tiny_records, tmp_path, kernel_path):
   model_dir = str(tmp_path / 'model')
   log_path = str(tmp_path / 'first.log')
   with open(log_path, 'w') as log:
@@ -99,7 +99,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_records, tmp_path):
   assert _checkpoint_step(model_dir) == killed_at + 2
 
 
-def test_train_and_eval_writes_map_to_tensorboard(tiny_records, tmp_path):
+def test_train_and_eval_writes_map_to_tensorboard(tiny_records, tmp_path, kernel_path):
   model_dir = str(tmp_path / 'model')
   config = tiny_config(max_number_of_steps=2, save_checkpoints_steps=2)
   step = train_tiny(config, tiny_records['records'], model_dir,

@@ -106,21 +106,27 @@ def gpu_has_fast_bfloat16(capability):
   return capability is not None and tuple(capability) >= FAST_BFLOAT16_GPU_CAPABILITY
 
 
-def describe():
+def describe(with_tensorflow=True):
   """A dict of this machine for logs and bench JSON lines.
 
-  Keys: cpu_model, cpu_avx512, cpu_fast_bfloat16, onednn, cpu_count, gpus (names).
+  Keys: cpu_model, cpu_avx512, cpu_fast_bfloat16, cpu_count, and with_tensorflow onednn and
+  gpus (names); without it TensorFlow is not imported (the numpy-only evaluator bench).
   """
   model, cpu_flags = cpu_model_and_flags()
-  return {'cpu_model': model, 'cpu_avx512': has_avx512(cpu_flags),
-          'cpu_fast_bfloat16': cpu_has_fast_bfloat16(cpu_flags), 'onednn': onednn_enabled(),
-          'cpu_count': os.cpu_count(), 'gpus': [name for name, _ in gpus()]}
+  machine = {'cpu_model': model, 'cpu_avx512': has_avx512(cpu_flags),
+             'cpu_fast_bfloat16': cpu_has_fast_bfloat16(cpu_flags), 'cpu_count': os.cpu_count()}
+  if with_tensorflow:
+    machine.update(onednn=onednn_enabled(), gpus=[name for name, _ in gpus()])
+  return machine
 
 
 def describe_line(machine=None):
   """One line naming the machine, e.g. 'AMD EPYC, no AVX-512, oneDNN off, 2 cores, no GPU'."""
   machine = machine or describe()
-  return '%s, %s, oneDNN %s, %d cores, %s' % (
-      machine['cpu_model'], 'AVX-512' if machine['cpu_avx512'] else 'no AVX-512',
-      'on' if machine['onednn'] else 'off', machine['cpu_count'] or 0,
-      ', '.join(machine['gpus']) or 'no GPU')
+  parts = [machine['cpu_model'], 'AVX-512' if machine['cpu_avx512'] else 'no AVX-512']
+  if 'onednn' in machine:
+    parts.append('oneDNN %s' % ('on' if machine['onednn'] else 'off'))
+  parts.append('%d cores' % (machine['cpu_count'] or 0))
+  if 'gpus' in machine:
+    parts.append(', '.join(machine['gpus']) or 'no GPU')
+  return ', '.join(parts)

@@ -1,0 +1,144 @@
+"""net/layers.py: the dilated convolution (per-tap 1x1 convolutions) against numpy and the native op."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from net import layers
+from net import vgg
+from tests.graph_test_util import execute
+
+tf1 = tf.compat.v1
+
+
+def _numpy_atrous(x, kernel, rate, before, after):
+  """Reference: out[n, i, j, d] = sum_{a, b, c} pad(x)[n, i + rate a, j + rate b, c] k[a, b, c, d]."""
+  padded = np.pad(x, [(0, 0), (before, after), (before, after), (0, 0)])
+  k = kernel.shape[0]
+  out_h = padded.shape[1] - rate * (k - 1)
+  out_w = padded.shape[2] - rate * (k - 1)
+  out = np.zeros([x.shape[0], out_h, out_w, kernel.shape[3]], np.float64)
+  for a in range(k):
+    for b in range(k):
+      window = padded[:, a * rate:a * rate + out_h, b * rate:b * rate + out_w, :]
+      out += np.einsum('nhwc,cd->nhwd', window, kernel[a, b])
+  return out, padded
+
+
+def test_hand_computed_rate_2_on_a_4x4_image():
+  # One channel, 3x3 kernel of ones, rate 2, 'SAME' (2 zero pixels per side): output (i, j) sums
+  # the taps at i-2, i, i+2 and j-2, j, j+2 that fall inside the image.
+  x = np.arange(16, dtype=np.float32).reshape([1, 4, 4, 1])
+  kernel = np.ones([3, 3, 1, 1], np.float32)
+  out = execute(lambda x, k: layers.atrous_conv2d(x, k, 2, 'SAME'), x, kernel)[0, :, :, 0]
+  # (0, 0): rows {0, 2} x cols {0, 2} -> 0 + 2 + 8 + 10 = 20.
+  # (1, 1): rows {1, 3} x cols {1, 3} -> 5 + 7 + 13 + 15 = 40.
+  # (0, 1): rows {0, 2} x cols {1, 3} -> 1 + 3 + 9 + 11 = 24.
+  np.testing.assert_array_equal(out, [[20, 24, 20, 24], [36, 40, 36, 40],
+                                      [20, 24, 20, 24], [36, 40, 36, 40]])
+
+
+@pytest.mark.parametrize('height, width, kernel_size, rate, padding', [
+    (19, 19, 3, 6, 'SAME'),   # fc6 of SSD300
+    (12, 12, 3, 6, 'SAME'),   # fc6 of the quick model at 192
+    (7, 8, 3, 2, 'SAME'),
+    (10, 9, 3, 3, 'VALID'),
+    (8, 5, 3, 2, 1),
+    (5, 6, 2, 2, 'SAME'),     # even kernel: 'SAME' pads 1 before, 1 after
+    (6, 7, 3, 4, 'SAME'),     # rate larger than half the input
+    (5, 5, 3, 6, 'SAME'),     # the outer taps read only padding and are skipped
+    (10, 10, 3, 6, 'SAME'),   # fc6 of the tests' tiny model (160 px)
+])
+def test_values_and_gradients_match_numpy(height, width, kernel_size, rate, padding):
+  rng = np.random.RandomState(height * 100 + width)
+  x = rng.randn(2, height, width, 3).astype(np.float32)
+  kernel = rng.randn(kernel_size, kernel_size, 3, 4).astype(np.float32)
+  if padding == 'SAME':
+    total = (kernel_size - 1) * rate
+    before, after = total // 2, total - total // 2
+  else:
+    before = after = 0 if padding == 'VALID' else padding
+  expected, padded = _numpy_atrous(x.astype(np.float64), kernel.astype(np.float64), rate,
+                                   before, after)
+  upstream = rng.randn(*expected.shape).astype(np.float32)
+
+  def fn(x_t, k_t, g_t):
+    out = layers.atrous_conv2d(x_t, k_t, rate, padding)
+    return [out] + tf.gradients(out, [k_t], grad_ys=g_t)
+
+  out, kernel_grad = execute(fn, x, kernel, upstream)
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+  # dL/dk[a, b, c, d] = sum_{n, i, j} pad(x)[n, i + rate a, j + rate b, c] * g[n, i, j, d].
+  expected_grad = np.zeros_like(kernel, np.float64)
+  out_h, out_w = expected.shape[1:3]
+  for a in range(kernel_size):
+    for b in range(kernel_size):
+      window = padded[:, a * rate:a * rate + out_h, b * rate:b * rate + out_w, :]
+      expected_grad[a, b] = np.einsum('nhwc,nhwd->cd', window, upstream)
+  np.testing.assert_allclose(kernel_grad, expected_grad, rtol=1e-4, atol=1e-3)
+
+
+def test_forward_equals_the_native_dilated_op():
+  # The native op's forward pass runs on every CPU (only its filter gradient does not), so
+  # outputs are compared here directly: the new path computes what checkpoints were trained on.
+  rng = np.random.RandomState(5)
+  x = rng.randn(2, 19, 19, 16).astype(np.float32)
+  kernel = rng.randn(3, 3, 16, 8).astype(np.float32)
+  ours, native = execute(lambda x, k: (
+      layers.atrous_conv2d(x, k, 6, 'SAME'),
+      tf.nn.conv2d(x, k, 1, 'SAME', dilations=[1, 6, 6, 1])), x, kernel)
+  np.testing.assert_allclose(ours, native, rtol=1e-5, atol=1e-4)
+
+
+def test_fc6_keeps_its_variables_and_sizes():
+  # Same variables as before the change (a [3, 3, 512, 1024] kernel): old checkpoints load.
+  with tf.Graph().as_default():
+    end_points = vgg.vgg16_reduced_fc(tf1.placeholder(tf.float32, [None, 300, 300, 3]))
+    shapes = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
+  assert shapes['vgg_16/fc6/weights'] == [3, 3, 512, 1024]
+  assert shapes['vgg_16/fc6/biases'] == [1024]
+  assert end_points['fc6'].shape.as_list() == [None, 19, 19, 1024]
+  # No native dilated convolution is left in the graph.
+  with tf.Graph().as_default() as graph:
+    vgg.vgg16_reduced_fc(tf1.placeholder(tf.float32, [None, 300, 300, 3]))
+    dilated = [op.name for op in graph.get_operations() if op.type == 'Conv2D'
+               and list(op.get_attr('dilations')) != [1, 1, 1, 1]]
+  assert dilated == []
+
+
+def test_bad_arguments_are_named():
+  with tf.Graph().as_default():
+    with pytest.raises(ValueError, match='too small for a 3x3 kernel at rate 6'):
+      layers.atrous_conv2d(tf.zeros([1, 10, 10, 2]), tf.zeros([3, 3, 2, 2]), 6, 'VALID')
+    with pytest.raises(ValueError, match='static spatial size'):
+      layers.atrous_conv2d(tf1.placeholder(tf.float32, [1, None, 10, 2]),
+                           tf.zeros([3, 3, 2, 2]), 2)
+    with pytest.raises(ValueError, match='stride 2 and dilation 2 cannot be combined'):
+      layers.conv2d(tf.zeros([1, 8, 8, 2]), 4, 3, 'bad', stride=2, dilation=2)
+
+
+@pytest.mark.kernel_paths('1')
+@pytest.mark.parametrize('data_format', ['NHWC', 'NCHW'])
+def test_gradients_equal_the_native_op_where_it_trains(data_format, kernel_path):
+  # oneDNN has the native dilated filter gradient: both paths give the same numbers.
+  rng = np.random.RandomState(6)
+  x = rng.randn(2, 19, 19, 8).astype(np.float32)
+  kernel = rng.randn(3, 3, 8, 4).astype(np.float32)
+
+  def fn(x_t, k_t):
+    if data_format == 'NCHW':
+      x_t = tf.transpose(x_t, [0, 3, 1, 2])
+    dilations = [1, 6, 6, 1] if data_format == 'NHWC' else [1, 1, 6, 6]
+    ours = layers.atrous_conv2d(x_t, k_t, 6, 'SAME', data_format)
+    native = tf.nn.conv2d(x_t, k_t, 1, 'SAME', data_format=data_format, dilations=dilations)
+    loss_ours, loss_native = tf.reduce_sum(ours * ours), tf.reduce_sum(native * native)
+    return ([ours, native] + tf.gradients(loss_ours, [k_t, x_t])
+            + tf.gradients(loss_native, [k_t, x_t]))
+
+  ours, native, kernel_grad, input_grad, native_kernel_grad, native_input_grad = execute(
+      fn, x, kernel)
+  np.testing.assert_allclose(ours, native, rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(kernel_grad, native_kernel_grad, rtol=1e-4,
+                             atol=1e-4 * np.abs(native_kernel_grad).max())
+  np.testing.assert_allclose(input_grad, native_input_grad, rtol=1e-4,
+                             atol=1e-4 * np.abs(native_input_grad).max())
