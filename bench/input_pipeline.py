@@ -164,6 +164,10 @@ def _parallel(value):
   return tf.data.AUTOTUNE if value is None or value < 1 else value
 
 
+# As in dataset/input_fn.py: graph ops only, so tf.data traces them without AutoGraph.
+_no_autograph = tf.autograph.experimental.do_not_convert
+
+
 def _decoded_records(file_pattern, input_config):
   """input_fn.train_dataset up to and including decode + filter (unseeded, as in training)."""
   files = input_fn.list_shards(file_pattern)
@@ -173,10 +177,10 @@ def _decoded_records(file_pattern, input_config):
                                num_parallel_calls=_parallel(input_config.num_readers),
                                deterministic=False)
   dataset = dataset.shuffle(input_config.shuffle_buffer).repeat()
-  dataset = dataset.map(tfrecord_io.decode_example,
+  dataset = dataset.map(_no_autograph(tfrecord_io.decode_example),
                         num_parallel_calls=_parallel(input_config.num_parallel_calls),
                         deterministic=False)
-  return dataset.filter(lambda example: example['num_boxes'] > 0)
+  return dataset.filter(_no_autograph(lambda example: example['num_boxes'] > 0))
 
 
 def _augment_fn(ssd_config):
@@ -215,7 +219,7 @@ def stage_dataset(stage, file_pattern, ssd_config, batch_size):
     raise ValueError('Unknown stage %r; use one of %s.' % (stage, STAGES))
   stage_fn = stage_fns[stage]
   dataset = _decoded_records(file_pattern, ssd_config.input).map(
-      lambda example: _touch(stage_fn(example)),
+      _no_autograph(lambda example: _touch(stage_fn(example))),
       num_parallel_calls=_parallel(ssd_config.input.num_parallel_calls), deterministic=False)
   return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

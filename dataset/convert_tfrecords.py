@@ -6,7 +6,7 @@ r"""Converts a Pascal VOC layout to sharded TFRecords.
 
 VOCROOT is the VOCdevkit folder or its parent. Image ids come from ImageSets/Main/<split>.txt.
 Output: DIR/train-00000-of-00016 ... and DIR/val-00000-of-00016 ... (keys in
-/work/shared/SPEC.md, "TFRecords"), plus DIR/conversion_summary.json.
+docs/TFRECORD_FORMAT.md), plus DIR/conversion_summary.json.
 
 Choices:
 - Records are shuffled with --seed before being dealt round-robin into the shards, so every

@@ -101,7 +101,7 @@ def make_train_example_fn(ssd_config):
                                     input_config.max_boxes_per_image))
     return {'image': image}, label_dict
 
-  return example_fn
+  return _without_autograph(example_fn)
 
 
 def make_eval_example_fn(ssd_config):
@@ -125,7 +125,17 @@ def make_eval_example_fn(ssd_config):
                                     num_boxes, max_boxes))
     return features, label_dict
 
-  return example_fn
+  return _without_autograph(example_fn)
+
+
+def _without_autograph(fn):
+  """fn as tf.data traces it, minus AutoGraph's source rewriting.
+
+  The preprocessing is written with graph ops (tf.cond, tf.while_loop), so AutoGraph has nothing
+  to convert, yet rewriting the whole augmentation took about 8 of the 24 seconds before a
+  training run's first step.
+  """
+  return tf.autograph.experimental.do_not_convert(fn)
 
 
 def _records(files, input_config, shuffle, seed):
@@ -155,9 +165,10 @@ def train_dataset(file_pattern, ssd_config, batch_size, input_context=None, seed
   if input_context and input_context.num_input_pipelines > 1:
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   dataset = dataset.shuffle(input_config.shuffle_buffer, seed=seed).repeat()
-  dataset = dataset.map(tfrecord_io.decode_example, num_parallel_calls=_autotune(
-      input_config.num_parallel_calls), deterministic=seed is not None)
-  dataset = dataset.filter(lambda example: example['num_boxes'] > 0)
+  dataset = dataset.map(_without_autograph(tfrecord_io.decode_example),
+                        num_parallel_calls=_autotune(input_config.num_parallel_calls),
+                        deterministic=seed is not None)
+  dataset = dataset.filter(_without_autograph(lambda example: example['num_boxes'] > 0))
   example_fn = make_train_example_fn(ssd_config)
   if seed is not None:
     # One stateless seed [2] per image, independent of thread scheduling.
@@ -177,7 +188,7 @@ def eval_dataset(file_pattern, ssd_config, batch_size):
   files = list_shards(file_pattern)
   input_config = ssd_config.input
   dataset = _records(files, input_config, shuffle=False, seed=None)
-  dataset = dataset.map(tfrecord_io.decode_example,
+  dataset = dataset.map(_without_autograph(tfrecord_io.decode_example),
                         num_parallel_calls=_autotune(input_config.num_parallel_calls))
   dataset = dataset.map(make_eval_example_fn(ssd_config),
                         num_parallel_calls=_autotune(input_config.num_parallel_calls))

@@ -1,6 +1,6 @@
 """The TFRecord contract: writing one tf.train.Example per image and decoding it in the graph.
 
-Keys and conventions are a public contract (``/work/shared/SPEC.md``, "TFRecords"): later tools
+Keys and conventions are a public contract (``docs/TFRECORD_FORMAT.md``): later tools
 and users' own readers rely on them. Boxes are stored normalized to [0, 1] with
 ``utility.boxes.voc_pixels_to_normalized`` (VOC min edge v -> (v - 1) / size, max edge
 v -> v / size); the evaluator inverts exactly that mapping with ``normalized_to_voc_pixels``.
@@ -64,7 +64,7 @@ def make_example(image_bytes, filename, height, width, objects,
     class_names: names of labels 1..N.
 
   Returns:
-    A tf.train.Example with the SPEC keys.
+    A tf.train.Example with the keys of docs/TFRECORD_FORMAT.md.
 
   Raises:
     ValueError: if an object's class is not in ``class_names``.

@@ -53,7 +53,7 @@ SIGNATURE_KEY = tf1.saved_model.signature_constants.DEFAULT_SERVING_SIGNATURE_DE
 INPUT_KEY = 'encoded_images'
 OUTPUT_KEYS = ('detection_boxes', 'detection_boxes_pixels', 'detection_classes',
                'detection_class_names', 'detection_scores', 'num_detections')
-# CPU serving: NHWC is the only layout the CPU kernels run (SPEC "Network").
+# CPU serving: NHWC is the only layout the CPU kernels run (docs/RECIPE.md, "Network").
 SERVING_DATA_FORMAT = 'NHWC'
 
 
@@ -93,8 +93,9 @@ def decode_and_preprocess(encoded_images, model_config):
     return (ssd_preprocessing.preprocess_for_eval(image, (size, size), model_spec.IMAGE_MEAN_RGB),
             tf.shape(image)[:2])
 
+  # Graph ops only: no AutoGraph rewriting of the preprocessing.
   images, image_sizes = tf.map_fn(
-      decode_one, encoded_images,
+      tf.autograph.experimental.do_not_convert(decode_one), encoded_images,
       fn_output_signature=(tf.TensorSpec([size, size, 3], tf.float32),
                            tf.TensorSpec([2], tf.int32)))
   return images, image_sizes[:, 0], image_sizes[:, 1]

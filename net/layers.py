@@ -52,16 +52,23 @@ def _model_variable(name, shape, initializer, trainable=True, **kwargs):
                           trainable=trainable, collections=list(_VARIABLE_COLLECTIONS), **kwargs)
 
 
-def _conv_padding(padding, data_format):
-  """'SAME' / 'VALID' pass through; an int p becomes explicit symmetric spatial padding."""
+def _explicit_padding(inputs, padding, data_format):
+  """(inputs, padding for tf.nn.conv2d): an int p zero-pads p pixels on every spatial side.
+
+  Caffe's ``pad: p``. Padded with tf.pad before a 'VALID' convolution rather than through
+  conv2d's explicit-padding attribute: oneDNN does not take that attribute, and TensorFlow's
+  fallback kernel for its gradient runs only NHWC, so NCHW training would fail on a CPU.
+  """
   if isinstance(padding, str):
     if padding.upper() not in ('SAME', 'VALID'):
       raise ValueError("padding must be 'SAME', 'VALID' or an int, got %r." % (padding,))
-    return padding.upper()
+    return inputs, padding.upper()
   pixels = [int(padding), int(padding)]
+  if not any(pixels):
+    return inputs, 'VALID'
   if data_format == 'NHWC':
-    return [[0, 0], pixels, pixels, [0, 0]]
-  return [[0, 0], [0, 0], pixels, pixels]
+    return tf.pad(inputs, [[0, 0], pixels, pixels, [0, 0]]), 'VALID'
+  return tf.pad(inputs, [[0, 0], [0, 0], pixels, pixels]), 'VALID'
 
 
 def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation=1,
@@ -102,8 +109,9 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
     if dilation > 1:
       outputs = atrous_conv2d(inputs, kernel, dilation, padding, data_format)
     else:
-      outputs = tf.nn.conv2d(inputs, kernel, strides=strides,
-                             padding=_conv_padding(padding, data_format), data_format=data_format)
+      padded, conv_padding = _explicit_padding(inputs, padding, data_format)
+      outputs = tf.nn.conv2d(padded, kernel, strides=strides, padding=conv_padding,
+                             data_format=data_format)
     if batch_norm:
       outputs = batch_normalization(outputs, data_format, is_training)
     else:

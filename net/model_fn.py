@@ -76,7 +76,8 @@ def ssd_model_fn(features, labels, mode, config, ssd_config, voc_accumulator=Non
   return tf.estimator.EstimatorSpec(
       mode, loss=loss_terms['total_loss'], train_op=train_op,
       scaffold=_build_scaffold(ssd_config, config.model_dir),
-      training_hooks=[_progress_hook(loss_terms, learning_rate, step_before_update, ssd_config.train)])
+      training_hooks=[_progress_hook(loss_terms, learning_rate, step_before_update,
+                                     ssd_config.train)])
 
 
 def _nan_guard(loss_terms, step):
@@ -126,7 +127,7 @@ def _build_losses(outputs, labels, ssd_config):
 
 
 def _build_detections(outputs, anchors, ssd_config):
-  """Softmax, box decoding and per-class NMS (SPEC "Detection output")."""
+  """Softmax, box decoding and per-class NMS (docs/RECIPE.md, "Detection output")."""
   post = ssd_config.postprocess
   boxes = box_coder.decode(outputs['box_offsets'], anchors, ssd_config.model.prior_variances)
   boxes = tf.clip_by_value(boxes, 0.0, 1.0)

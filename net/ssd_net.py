@@ -38,15 +38,16 @@ ExtraBlock = collections.namedtuple(
 Architecture = collections.namedtuple('Architecture', ['name', 'image_size', 'extra_blocks'])
 
 ARCHITECTURES = {
-    # SPEC "Network (SSD300)". TF 'SAME' with stride 2 gives ceil(19/2) = 10 and ceil(10/2) = 5,
-    # the sizes Caffe gets with pad 1 (the pad lands bottom/right instead of on both sides).
+    # docs/RECIPE.md, "Network (SSD300)". TF 'SAME' with stride 2 gives ceil(19/2) = 10 and
+    # ceil(10/2) = 5, the sizes Caffe gets with pad 1 (the pad lands bottom/right instead of on
+    # both sides).
     'ssd300': Architecture('ssd300', 300, (
         ExtraBlock('conv8', 256, 512, 3, 2, 'SAME'),    # 19 -> 10
         ExtraBlock('conv9', 128, 256, 3, 2, 'SAME'),    # 10 -> 5
         ExtraBlock('conv10', 128, 256, 3, 1, 'VALID'),  # 5 -> 3
         ExtraBlock('conv11', 128, 256, 3, 1, 'VALID'),  # 3 -> 1
     )),
-    # SPEC: conv10_2 and conv11_2 strided 'SAME', plus conv12 (4x4, 1 pixel of padding).
+    # docs/RECIPE.md: conv10_2 and conv11_2 strided 'SAME', plus conv12 (4x4, 1 pixel of padding).
     'ssd512': Architecture('ssd512', 512, (
         ExtraBlock('conv8', 256, 512, 3, 2, 'SAME'),    # 32 -> 16
         ExtraBlock('conv9', 128, 256, 3, 2, 'SAME'),    # 16 -> 8

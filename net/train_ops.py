@@ -1,5 +1,5 @@
-"""Learning-rate schedule, optimizer, weight decay and the train op (SPEC "Loss", "Training
-schedule").
+"""Learning-rate schedule, optimizer, weight decay and the train op (docs/RECIPE.md, "Loss",
+"Schedule").
 
 Kept apart from the model_fn so each piece is small and testable on its own.
 """

@@ -16,9 +16,9 @@ tf.data thread (see ``as_stateless_seed``; the geometric ops share these helpers
 deterministic ``adjust_*`` ops take the drawn values as arguments, which lets two
 implementations of the pipeline be driven by the same draws.
 
-Hue: SPEC's 18/360 of the circle (ssd.pytorch's 18 degrees). Caffe's AdjustHue adds its delta
+Hue: 18/360 of the circle (ssd.pytorch's 18 degrees). Caffe's AdjustHue adds its delta
 to OpenCV's 8-bit hue channel, whose circle is 180, so the same "18" turns up to 36 degrees
-there; we follow the SPEC.
+there (docs/RECIPE.md).
 """
 
 import dataclasses
@@ -47,7 +47,7 @@ class PhotometricConfig:
     hue_max_delta: hue shift drawn from U[-delta, delta], as a fraction of the hue circle
       (18 degrees = 0.05).
     channel_swap_prob: probability of a random channel permutation. Default 0: the authors'
-      ssd_pascal.py sets random_order_prob to 0; ssd.pytorch uses 0.5. SPEC calls it optional.
+      ssd_pascal.py sets random_order_prob to 0; ssd.pytorch uses 0.5. the recipe calls it optional.
   """
   prob: float = 0.5
   brightness_max_delta: float = 32.0

@@ -1,4 +1,4 @@
-"""SSD preprocessing: the training augmentation (SPEC "Augmentation") and eval resize.
+"""SSD preprocessing: the training augmentation (docs/RECIPE.md, "Augmentation") and eval resize.
 
 Input per image, as the TFRecord decoder yields it: ``image`` uint8 [height, width, 3] RGB,
 ``boxes`` float32 [num_boxes, 4] [ymin, xmin, ymax, xmax] normalized, ``labels`` int64
@@ -64,7 +64,7 @@ def _normalize(image, mean_rgb, channel_order):
 
 
 def drop_difficult_objects(boxes, labels, difficult):
-  """Leaves difficult objects out of the training targets (SPEC "Matching and encoding").
+  """Leaves difficult objects out of the training targets (docs/RECIPE.md, "Matching and encoding").
 
   An image whose objects are ALL difficult keeps them, rather than becoming an all-background
   image.
@@ -173,7 +173,8 @@ def preprocess_for_train(image, boxes, labels, difficult, mean_rgb, out_size=(30
     mean_rgb: the backbone's mean (R, G, B) on the 0-255 scale; defined by the network module.
     out_size: (out_height, out_width) of the network input.
     channel_order: 'rgb' or 'bgr', the backbone's.
-    use_difficult: keep difficult objects as targets (default: drop them, SPEC rule).
+    use_difficult: keep difficult objects as targets (default: drop them, as the TF port;
+      Caffe keeps them).
     seed: None, a Python int or an int tensor [2] (module docstring).
     photometric_config, geometric_config: the recipe's settings.
     fast: use apply_augmentation (True) or ssd_preprocess_reference (False).

@@ -70,8 +70,13 @@ def train_tiny(config, records, model_dir, **kwargs):
 # pytest process with TF_ENABLE_ONEDNN_OPTS=0 (default kernels) or =1 (oneDNN), whatever this
 # machine would pick, so a change that works on one kind of CPU only fails here on every kind.
 # `@pytest.mark.kernel_paths('1')` restricts a test to the listed paths.
+#
+# The children run two at a time, in collection order, while the main process waits for each
+# in turn: much of a child's time is single-threaded graph building, so two of them share the
+# machine's cores better than one.
 
 KERNEL_PATHS = {'0': 'onednn_off', '1': 'onednn_on'}
+CONCURRENT_CHILDREN = 2
 _CHILD_ENV = 'SSD_TEST_KERNEL_PATH'
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,6 +94,75 @@ def pytest_generate_tests(metafunc):
   metafunc.parametrize('kernel_path', values, ids=[KERNEL_PATHS[v] for v in values])
 
 
+def _kernel_path_of(item):
+  callspec = getattr(item, 'callspec', None)
+  return callspec.params.get('kernel_path') if callspec is not None else None
+
+
+class _Children:
+  """Child pytest processes of the kernel_path tests, started ahead, two at a time."""
+
+  def __init__(self, items):
+    self.pending = [item.nodeid for item in items if _kernel_path_of(item) is not None]
+    self.values = {item.nodeid: _kernel_path_of(item) for item in items}
+    self.running = {}  # nodeid -> (Popen, log file)
+
+  def _start(self, nodeid):
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import tempfile  # pylint: disable=import-outside-toplevel
+    value = self.values[nodeid]
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=value, TF_CPP_MIN_LOG_LEVEL='2')
+    env[_CHILD_ENV] = value
+    log = tempfile.TemporaryFile(mode='w+')
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-header',
+         '-o', 'console_output_style=classic', nodeid],
+        cwd=_REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    self.running[nodeid] = (process, log)
+
+  def _fill(self, first):
+    if first in self.pending:
+      self.pending.remove(first)
+      self._start(first)
+    while self.pending and len(self.running) < CONCURRENT_CHILDREN:
+      self._start(self.pending.pop(0))
+
+  def result(self, nodeid):
+    """(return code, output) of the child that ran nodeid."""
+    self._fill(nodeid)
+    process, log = self.running.pop(nodeid)
+    try:
+      process.wait(timeout=1800)
+    except BaseException:
+      process.kill()
+      raise
+    log.seek(0)
+    output = log.read()
+    log.close()
+    self._fill(None)
+    return process.returncode, output
+
+  def stop(self):
+    for process, log in self.running.values():
+      process.kill()
+      log.close()
+    self.running.clear()
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection
+def pytest_collection_modifyitems(session, config, items):
+  del config
+  if os.environ.get(_CHILD_ENV) is None:
+    session.kernel_path_children = _Children(items)
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del exitstatus
+  children = getattr(session, 'kernel_path_children', None)
+  if children is not None:
+    children.stop()
+
+
 def _check_child_kernel_path(value):
   from utility import hardware
   assert os.environ.get('TF_ENABLE_ONEDNN_OPTS') == value, (
@@ -102,24 +176,17 @@ def _check_child_kernel_path(value):
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
   """Runs a kernel_path test in a child process with that path (the body runs in the child)."""
-  value = pyfuncitem.funcargs.get('kernel_path') if hasattr(pyfuncitem, 'funcargs') else None
+  value = _kernel_path_of(pyfuncitem)
   if value is None:
     return None
   if os.environ.get(_CHILD_ENV) == value:
     _check_child_kernel_path(value)
     return None  # pytest calls the test function here, in the child
-  import subprocess  # pylint: disable=import-outside-toplevel
-  env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=value, TF_CPP_MIN_LOG_LEVEL='2')
-  env[_CHILD_ENV] = value
-  result = subprocess.run(
-      [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-header',
-       '-o', 'console_output_style=classic', pyfuncitem.nodeid],
-      cwd=_REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
-  if result.returncode != 0:
-    raise AssertionError('%s failed with TF_ENABLE_ONEDNN_OPTS=%s:\n%s\n%s'
-                         % (pyfuncitem.nodeid, value, result.stdout[-6000:],
-                            result.stderr[-2000:]))
-  if not re.search(r'\b1 passed\b', result.stdout):
+  returncode, output = pyfuncitem.session.kernel_path_children.result(pyfuncitem.nodeid)
+  if returncode != 0:
+    raise AssertionError('%s failed with TF_ENABLE_ONEDNN_OPTS=%s:\n%s'
+                         % (pyfuncitem.nodeid, value, output[-8000:]))
+  if not re.search(r'\b1 passed\b', output):
     raise AssertionError('%s with TF_ENABLE_ONEDNN_OPTS=%s did not run exactly one test:\n%s'
-                         % (pyfuncitem.nodeid, value, result.stdout[-2000:]))
+                         % (pyfuncitem.nodeid, value, output[-2000:]))
   return True

@@ -44,8 +44,9 @@ def test_flags_build_the_reference_config_by_default():
 
 
 def test_flags_set_fields_and_aliases(tmp_path):
-  values = _flags(['--train_image_size=512', '--architecture=ssd512', '--data_format=channels_first',
-                   '--decay_boundaries=5,7', '--lr_decay_factors=1,0.1,0.01', '--class_names=cat,dog',
+  values = _flags(['--train_image_size=512', '--architecture=ssd512',
+                   '--data_format=channels_first', '--decay_boundaries=5,7',
+                   '--lr_decay_factors=1,0.1,0.01', '--class_names=cat,dog',
                    '--num_preprocessing_threads=3', '--backbone_batch_norm'])
   built = ssd_flags.config_from_flags(values)
   assert built.model.image_size == 512 and built.model.data_format == 'NCHW'

@@ -1,4 +1,4 @@
-"""net/layers.py: the dilated convolution (per-tap 1x1 convolutions) against numpy and the native op."""
+"""net/layers.py: the dilated convolution (per-tap 1x1 convolutions) vs numpy and the native op."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,10 @@ tf1 = tf.compat.v1
 
 
 def _numpy_atrous(x, kernel, rate, before, after):
-  """Reference: out[n, i, j, d] = sum_{a, b, c} pad(x)[n, i + rate a, j + rate b, c] k[a, b, c, d]."""
+  """Reference: out[n, i, j, d] = sum_{a, b, c} pad(x)[n, i + rate a, j + rate b, c] k[a, b, c, d].
+
+  Returns (out float64 [n, out_h, out_w, d], the padded input).
+  """
   padded = np.pad(x, [(0, 0), (before, after), (before, after), (0, 0)])
   k = kernel.shape[0]
   out_h = padded.shape[1] - rate * (k - 1)

@@ -13,7 +13,8 @@ from tests.graph_test_util import execute
 
 tf1 = tf.compat.v1
 
-# SPEC: anchors per location of the reference presets (the anchor generator computes them).
+# docs/RECIPE.md: anchors per location of the reference presets (the anchor generator computes
+# them).
 SSD300_ANCHORS = [4, 6, 6, 6, 4, 4]
 SSD512_ANCHORS = [4, 6, 6, 6, 6, 4, 4]
 # Smallest square input whose 'VALID' layers still fit (ssd_net.feature_map_sizes says 257).

@@ -6,7 +6,7 @@ import tensorflow as tf
 from dataset import tfrecord_io
 from dataset import voc
 
-SPEC_KEYS = {
+FORMAT_KEYS = {
     'image/encoded', 'image/format', 'image/filename', 'image/height', 'image/width',
     'image/channels', 'image/shape', 'image/object/bbox/xmin', 'image/object/bbox/ymin',
     'image/object/bbox/xmax', 'image/object/bbox/ymax', 'image/object/bbox/label',
@@ -44,7 +44,7 @@ def test_make_example_has_exactly_the_spec_keys_and_values():
   jpeg = _jpeg()
   example = tfrecord_io.make_example(jpeg, '000005.jpg', 30, 40, OBJECTS)
   feature = example.features.feature
-  assert set(feature) == SPEC_KEYS
+  assert set(feature) == FORMAT_KEYS
   assert feature['image/encoded'].bytes_list.value == [jpeg]
   assert feature['image/format'].bytes_list.value == [b'JPEG']
   assert feature['image/filename'].bytes_list.value == [b'000005.jpg']

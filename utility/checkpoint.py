@@ -1,4 +1,5 @@
-"""Backbone initialisation from TF-slim's ImageNet ``vgg_16.ckpt`` (SPEC "Pretrained backbone").
+"""Backbone initialisation from TF-slim's ImageNet ``vgg_16.ckpt`` (docs/RECIPE.md, "Pretrained
+backbone").
 
 slim's checkpoint holds ``vgg_16/conv1/conv1_1/weights`` ... ``vgg_16/fc6/weights`` [7,7,512,4096]
 and ``vgg_16/fc7/weights`` [1,1,4096,4096]. SSD's backbone (net/vgg.py) has the same names below
@@ -42,7 +43,7 @@ class CheckpointError(ValueError):
   """A pretrained checkpoint that cannot initialise the backbone; the message says why."""
 
 
-# Decimation indices (SPEC): relative variable name -> numpy index of the kept entries.
+# Decimation indices (docs/RECIPE.md): relative variable name -> numpy index of the kept entries.
 _FC6_KERNEL_INDEX = np.s_[0::3, 0::3, :, 0::4]
 _FC7_KERNEL_INDEX = np.s_[:, :, 0::4, 0::4]
 _FC_BIAS_INDEX = np.s_[0::4,]

@@ -5,7 +5,7 @@ field's help text is the flag's), so a setting exists in exactly one place. Insi
 the settings travel as an ``SSDConfig``. Training writes it to ``<model_dir>/ssd_config.json``;
 evaluation, export and the demo read it back, so ``--model_dir`` alone describes the model.
 
-Defaults are the reference recipe of SPEC.md (SSD300-VGG16, VOC07+12); every departure is a
+Defaults are the reference recipe of docs/RECIPE.md (SSD300-VGG16, VOC07+12); every departure is a
 field. Unknown keys or inconsistent values fail at start-up with a message saying which flag to
 change.
 """
@@ -64,7 +64,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """Loss, optimizer, schedule and run settings (SPEC: Loss, Training schedule)."""
+  """Loss, optimizer, schedule and run settings (docs/RECIPE.md: Loss, Training schedule)."""
   batch_size: int = _setting(32, 'Global batch size, split evenly across replicas.')
   negative_ratio: float = _setting(3.0, 'Hard negatives kept per positive, per image.')
   loc_weight: float = _setting(1.0, 'Weight alpha of the localization loss.')
@@ -123,7 +123,7 @@ class InputConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PostprocessConfig:
-  """Detection output (SPEC: Detection output and evaluation)."""
+  """Detection output (docs/RECIPE.md: Detection output and evaluation)."""
   score_threshold: float = _setting(0.01, 'Detections need a class score above this.')
   pre_nms_top_k: int = _setting(400, 'Candidates per class entering NMS.')
   nms_iou_threshold: float = _setting(0.45, 'IoU above which NMS suppresses.')

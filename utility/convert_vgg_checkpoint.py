@@ -3,10 +3,10 @@
     python -m utility.convert_vgg_checkpoint --input=vgg_16.ckpt --output=vgg_16_reduced.ckpt
 
 fc6 [7,7,512,4096] -> [3,3,512,1024] and fc7 [1,1,4096,4096] -> [1,1,1024,1024] by decimation
-(utility/checkpoint.py, SPEC "Pretrained backbone"); fc8 (the 1000 ImageNet logits over the full
-fc7) is dropped; every other variable is copied unchanged under its own name. The output loads
-into the SSD backbone as it is, like the original. It is written to a temporary prefix in the
-output folder and renamed into place.
+(utility/checkpoint.py, docs/RECIPE.md "Pretrained backbone"); fc8 (the 1000 ImageNet logits
+over the full fc7) is dropped; every other variable is copied unchanged under its own name.
+The output loads into the SSD backbone as it is, like the original. It is written to a
+temporary prefix in the output folder and renamed into place.
 """
 
 import os

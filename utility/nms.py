@@ -1,4 +1,5 @@
-"""Per-class non-maximum suppression for a batch of SSD predictions (SPEC: Detection output).
+"""Per-class non-maximum suppression for a batch of SSD predictions (docs/RECIPE.md: Detection
+output).
 
 The reference post-processing (Caffe SSD ``DetectionOutput``), per image:
   1. per object class (the background, label 0, is never a detection): drop scores
@@ -76,8 +77,10 @@ def _nms_per_class(candidate_scores, candidate_boxes, score_threshold, iou_thres
     selected_boxes = tf.where(valid[:, None], tf.gather(row_boxes, indices), 0.0)
     return selected_scores, selected_boxes
 
+  # Graph ops only: AutoGraph has nothing to convert (and could not, it warned).
   selected_scores, selected_boxes = tf.map_fn(
-      nms_one_row, (row_scores, row_boxes), fn_output_signature=(tf.float32, tf.float32))
+      tf.autograph.experimental.do_not_convert(nms_one_row), (row_scores, row_boxes),
+      fn_output_signature=(tf.float32, tf.float32))
   return (tf.reshape(selected_scores, [-1, num_object_classes, max_per_class]),
           tf.reshape(selected_boxes, [-1, num_object_classes, max_per_class, 4]))
 

@@ -1,7 +1,7 @@
 """Per-anchor training targets from ground-truth boxes: IoU -> matching -> encoding.
 
 Composes ``utility/boxes.iou``, ``utility/matcher.match`` and ``utility/box_coder.encode``
-(SPEC.md "Matching and encoding"). Boxes are float32 ``[ymin, xmin, ymax, xmax]`` normalized;
+(docs/RECIPE.md "Matching and encoding"). Boxes are float32 ``[ymin, xmin, ymax, xmax]`` normalized;
 class label 0 is the background (``utility/labels.py``).
 
 GT lists are padded: rows at index >= ``num_valid`` (and rows whose optional ``gt_valid_mask``
@@ -80,7 +80,7 @@ def _valid_rows(num_gt, num_valid, gt_valid_mask):
 
 
 def non_difficult_mask(gt_difficult, num_valid=None):
-  """Which GT rows to match in training (SPEC.md: difficult objects are left out).
+  """Which GT rows to match in training (docs/RECIPE.md: difficult objects are left out by default).
 
   An image whose valid objects are all difficult keeps them all, rather than becoming an
   all-background image.
@@ -137,5 +137,6 @@ def batch_assign_targets(anchors, gt_boxes, gt_labels, num_gt, match_threshold=0
         'match_iou': tf.TensorSpec([num_anchors], tf.float32),
         'num_positives': tf.TensorSpec([], tf.int32),
     }
-    return tf.map_fn(assign_one, (gt_boxes, gt_labels, num_gt, gt_valid_mask),
-                     fn_output_signature=signature)
+    # Graph ops only: skip AutoGraph's source rewriting of the matcher and coder.
+    return tf.map_fn(tf.autograph.experimental.do_not_convert(assign_one),
+                     (gt_boxes, gt_labels, num_gt, gt_valid_mask), fn_output_signature=signature)

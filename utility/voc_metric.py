@@ -15,7 +15,7 @@ Protocol (VOCdevkit ``VOCevaldet.m`` / ``VOCap.m``), per class:
     'area' (VOC2010+) = area under the monotone precision envelope, summed over recall steps.
 
 Departures from the letter of the devkit, each for a stated reason:
-  - the devkit (MATLAB) accepts overlap >= 0.5; the SPEC and the py-faster-rcnn port, which
+  - the devkit (MATLAB) accepts overlap >= 0.5; the recipe and the py-faster-rcnn port, which
     produced the published TF numbers, use > 0.5, and so do we (only an exact 0.5 differs);
   - the 11 recall thresholds are k / 10, the correctly rounded doubles: ``0:0.1:1`` in MATLAB
     and ``np.arange(0, 1.1, 0.1)`` yield 0.30000000000000004 (and 0.7000000000000001), so an
