@@ -66,18 +66,18 @@ def train_tiny(config, records, model_dir, **kwargs):
 # --- Kernel paths -----------------------------------------------------------------------------
 # TensorFlow runs different CPU kernels by machine: oneDNN where the CPU has AVX-512 VNNI/BF16 or
 # AMX, its default (Eigen) kernels elsewhere, which lack some ops (NCHW, dilated-convolution
-# gradients). A test that takes the argument `kernel_path` runs twice, each time in a child
-# pytest process with TF_ENABLE_ONEDNN_OPTS=0 (default kernels) or =1 (oneDNN), whatever this
-# machine would pick, so a change that works on one kind of CPU only fails here on every kind.
+# gradients). A test that takes the argument `kernel_path` runs once per path, in a child pytest
+# process with TF_ENABLE_ONEDNN_OPTS=0 (default kernels) or =1 (oneDNN), whatever this machine
+# would pick, so a change that works on one kind of CPU only fails here on every kind.
 # `@pytest.mark.kernel_paths('1')` restricts a test to the listed paths.
 #
-# The children run two at a time, in collection order, while the main process waits for each
-# in turn: much of a child's time is single-threaded graph building, so two of them share the
-# machine's cores better than one.
+# One child per path runs all of that path's tests; both start as soon as the tests are
+# collected and run beside the in-process tests, and the main process reports the kernel_path
+# tests last, each with its child's outcome and output.
 
 KERNEL_PATHS = {'0': 'onednn_off', '1': 'onednn_on'}
-CONCURRENT_CHILDREN = 2
 _CHILD_ENV = 'SSD_TEST_KERNEL_PATH'
+_REPORT_ENV = 'SSD_TEST_KERNEL_PATH_REPORT'
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -99,68 +99,90 @@ def _kernel_path_of(item):
   return callspec.params.get('kernel_path') if callspec is not None else None
 
 
-class _Children:
-  """Child pytest processes of the kernel_path tests, started ahead, two at a time."""
+class _Child:
+  """The child pytest process running the tests of one kernel path."""
 
-  def __init__(self, items):
-    self.pending = [item.nodeid for item in items if _kernel_path_of(item) is not None]
-    self.values = {item.nodeid: _kernel_path_of(item) for item in items}
-    self.running = {}  # nodeid -> (Popen, log file)
-
-  def _start(self, nodeid):
+  def __init__(self, value, nodeids):
     import subprocess  # pylint: disable=import-outside-toplevel
     import tempfile  # pylint: disable=import-outside-toplevel
-    value = self.values[nodeid]
+    self.value, self.nodeids, self.results = value, nodeids, None
+    self.log = tempfile.TemporaryFile(mode='w+')
+    handle, self.report_path = tempfile.mkstemp(prefix='kernel_path_%s_' % value,
+                                                suffix='.json')
+    os.close(handle)
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=value, TF_CPP_MIN_LOG_LEVEL='2')
-    env[_CHILD_ENV] = value
-    log = tempfile.TemporaryFile(mode='w+')
-    process = subprocess.Popen(
+    env.update({_CHILD_ENV: value, _REPORT_ENV: self.report_path})
+    self.process = subprocess.Popen(
         [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-header',
-         '-o', 'console_output_style=classic', nodeid],
-        cwd=_REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    self.running[nodeid] = (process, log)
-
-  def _fill(self, first):
-    if first in self.pending:
-      self.pending.remove(first)
-      self._start(first)
-    while self.pending and len(self.running) < CONCURRENT_CHILDREN:
-      self._start(self.pending.pop(0))
+         '-o', 'console_output_style=classic'] + nodeids,
+        cwd=_REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
   def result(self, nodeid):
-    """(return code, output) of the child that ran nodeid."""
-    self._fill(nodeid)
-    process, log = self.running.pop(nodeid)
-    try:
-      process.wait(timeout=1800)
-    except BaseException:
-      process.kill()
-      raise
-    log.seek(0)
-    output = log.read()
-    log.close()
-    self._fill(None)
-    return process.returncode, output
+    """(passed, text): the child's outcome of nodeid and its failure report or output."""
+    if self.results is None:
+      import json  # pylint: disable=import-outside-toplevel
+      try:
+        self.process.wait(timeout=3600)
+      finally:
+        if self.process.poll() is None:
+          self.process.kill()
+      with open(self.report_path, encoding='utf-8') as f:
+        text = f.read()
+      self.results = json.loads(text) if text else {}
+      os.remove(self.report_path)
+      self.log.seek(0)
+      self.output = self.log.read()
+    if nodeid not in self.results:
+      return False, 'the child process did not report this test:\n' + self.output[-6000:]
+    outcome, text = self.results[nodeid]
+    return outcome == 'passed', text
 
   def stop(self):
-    for process, log in self.running.values():
-      process.kill()
-      log.close()
-    self.running.clear()
+    if self.process.poll() is None:
+      self.process.kill()
+    self.log.close()
+    if os.path.exists(self.report_path):
+      os.remove(self.report_path)
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection
 def pytest_collection_modifyitems(session, config, items):
   del config
-  if os.environ.get(_CHILD_ENV) is None:
-    session.kernel_path_children = _Children(items)
+  if os.environ.get(_CHILD_ENV) is not None:
+    return
+  by_value = {}
+  for item in items:
+    value = _kernel_path_of(item)
+    if value is not None:
+      by_value.setdefault(value, []).append(item.nodeid)
+  # Their results are collected last, so the in-process tests run while the children work.
+  items.sort(key=lambda item: _kernel_path_of(item) is not None)
+  session.kernel_path_children = {value: _Child(value, nodeids)
+                                  for value, nodeids in by_value.items()}
 
 
 def pytest_sessionfinish(session, exitstatus):
   del exitstatus
-  children = getattr(session, 'kernel_path_children', None)
-  if children is not None:
-    children.stop()
+  for child in getattr(session, 'kernel_path_children', {}).values():
+    child.stop()
+  report_path = os.environ.get(_REPORT_ENV)
+  if report_path and os.environ.get(_CHILD_ENV) is not None:
+    import json  # pylint: disable=import-outside-toplevel
+    with open(report_path, 'w', encoding='utf-8') as f:
+      json.dump(_CHILD_RESULTS, f)
+
+
+def pytest_runtest_logreport(report):
+  """In a child: remember each test's outcome (a failed setup or call fails it)."""
+  if os.environ.get(_CHILD_ENV) is None:
+    return
+  if report.when == 'call' or report.failed:
+    previous = _CHILD_RESULTS.get(report.nodeid)
+    if previous is None or previous[0] == 'passed':
+      _CHILD_RESULTS[report.nodeid] = (report.outcome, report.longreprtext)
+
+
+_CHILD_RESULTS = {}  # in a child: nodeid -> (outcome, failure text)
 
 
 def _check_child_kernel_path(value):
@@ -175,18 +197,15 @@ def _check_child_kernel_path(value):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-  """Runs a kernel_path test in a child process with that path (the body runs in the child)."""
+  """Runs a kernel_path test in its path's child process (the body runs in the child)."""
   value = _kernel_path_of(pyfuncitem)
   if value is None:
     return None
   if os.environ.get(_CHILD_ENV) == value:
     _check_child_kernel_path(value)
     return None  # pytest calls the test function here, in the child
-  returncode, output = pyfuncitem.session.kernel_path_children.result(pyfuncitem.nodeid)
-  if returncode != 0:
+  passed, text = pyfuncitem.session.kernel_path_children[value].result(pyfuncitem.nodeid)
+  if not passed:
     raise AssertionError('%s failed with TF_ENABLE_ONEDNN_OPTS=%s:\n%s'
-                         % (pyfuncitem.nodeid, value, output[-8000:]))
-  if not re.search(r'\b1 passed\b', output):
-    raise AssertionError('%s with TF_ENABLE_ONEDNN_OPTS=%s did not run exactly one test:\n%s'
-                         % (pyfuncitem.nodeid, value, output[-2000:]))
+                         % (pyfuncitem.nodeid, value, text[-8000:]))
   return True

@@ -68,6 +68,7 @@ def test_make_demo_shortened(tmp_path, kernel_path):
   assert probe.stdout.strip().endswith('(1, 200, 4)')
   # Learning happened: the trained checkpoint beats the initial one.
   model_dir = os.path.join(out, 'model')
-  trained, initial = _map(out, model_dir + '/model.ckpt-40'), _map(out, model_dir + '/model.ckpt-0')
+  # (map.json is make demo's own evaluation of the last checkpoint, model.ckpt-40.)
+  trained, initial = summary['mAP'], _map(out, model_dir + '/model.ckpt-0')
   assert trained > initial, (trained, initial)
   assert np.isfinite(trained)
