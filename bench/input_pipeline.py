@@ -318,43 +318,88 @@ def np_expand(image, boxes, rng, mean_rgb, config=geometric.GeometricConfig()):
   return canvas, boxes + np.array([top, left, top, left], np.float32)
 
 
-def np_crop(image, boxes, labels, rng, config=geometric.GeometricConfig()):
-  """Min-IoU random crop (ssd.pytorch RandomSampleCrop; whole image if no trial fits)."""
-  modes = [None] + list(config.crop_min_ious) + [-np.inf]
-  min_iou = modes[rng.integers(len(modes))]
-  if min_iou is None:
-    return image, boxes, labels
-  height, width = image.shape[:2]
+def np_crop_rect(boxes, height, width, rng, config=geometric.GeometricConfig()):
+  """The authors' Caffe crop sampler (GenerateBatchSamples, SampleBBox) in numpy.
+
+  Args:
+    boxes: float [n, 4] (y0, x0, y1, x1) pixels of the (expanded) image.
+    height, width: the image size.
+
+  Returns:
+    (rect int [4] (y0, x0, y1, x1) pixels, end exclusive; keep bool [n], boxes whose centre
+    lies in the rect, edges included; sampler index, -1 for the whole image).
+  """
+  whole = np.array([0, 0, height, width])
+  samples = [(whole, -1)] if config.crop_whole_image else []
+  size = np.array([height, width], np.float64)
+  for index, (low, high) in enumerate(zip(config.crop_min_ious, config.crop_max_ious)):
+    # Caffe tries one patch after another and keeps the first success; drawing the
+    # max_trials patches at once and taking the first success has the same distribution.
+    trials = config.crop_max_trials
+    scale = rng.uniform(config.crop_min_scale, config.crop_max_scale, size=trials)
+    aspect = rng.uniform(np.maximum(config.crop_min_aspect_ratio, scale ** 2),
+                         np.minimum(config.crop_max_aspect_ratio, 1.0 / scale ** 2))
+    side = np.stack([scale / np.sqrt(aspect), scale * np.sqrt(aspect)], axis=1)
+    corner = rng.uniform(0.0, 1.0, size=(trials, 2)) * (1.0 - side)
+    start = np.floor(corner * size)
+    end = np.clip(np.floor((corner + side) * size), start + 1, size)
+    rects = np.concatenate([start, end], axis=1)
+    iou = _np_iou(rects, boxes)                                    # [trials, n]
+    satisfied = np.any((iou >= low) & (iou <= high), axis=1)
+    if satisfied.any():
+      samples.append((rects[np.argmax(satisfied)].astype(int), index))
+  rect, index = samples[rng.integers(len(samples))] if samples else (whole, -1)
   centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
-  for _ in range(config.crop_max_trials):
-    scale_h, scale_w = rng.uniform(config.crop_min_scale, 1.0, size=2)
-    if not 1.0 / config.crop_max_aspect_ratio <= scale_h / scale_w <= config.crop_max_aspect_ratio:
-      continue
-    top, left = rng.uniform(0, height * (1 - scale_h)), rng.uniform(0, width * (1 - scale_w))
-    rect = np.array([int(top), int(left), int(top + scale_h * height),
-                     int(left + scale_w * width)], np.float32)
-    if _np_iou(boxes, rect[None]).max() < min_iou:
-      continue
-    keep = ((centres > rect[:2]) & (centres < rect[2:])).all(axis=1)
-    if not keep.any():
-      continue
-    y0, x0, y1, x1 = rect.astype(int)
-    kept = np.clip(boxes[keep], np.tile(rect[:2], 2), np.tile(rect[2:], 2)) - np.tile(rect[:2], 2)
-    return image[y0:y1, x0:x1], kept, labels[keep]
-  return image, boxes, labels
+  keep = np.all((centres >= rect[:2]) & (centres <= rect[2:]), axis=1)
+  return rect, keep, index
+
+
+def np_crop(image, boxes, labels, rng, config=geometric.GeometricConfig()):
+  """Caffe's random crop of an image with pixel boxes: (image, boxes, labels) of the patch."""
+  rect, keep, _ = np_crop_rect(boxes, image.shape[0], image.shape[1], rng, config)
+  y0, x0, y1, x1 = rect
+  origin = np.tile(rect[:2], 2).astype(np.float32)
+  kept = np.clip(boxes[keep], origin, np.tile(rect[2:], 2).astype(np.float32)) - origin
+  return image[y0:y1, x0:x1], kept, labels[keep]
+
+
+def np_match(iou, threshold=0.5):
+  """Caffe's MatchBBox on iou [num_gt, num_anchors]: the GT of each anchor, -1 for none.
+
+  Bipartite: repeatedly the largest overlap over unassigned anchors x unassigned GTs (ties:
+  lowest anchor, then lowest GT), while one above 1e-6 is left; then per prediction: every
+  other anchor takes its best GT if that overlap is >= threshold.
+  """
+  num_gt, num_anchors = iou.shape
+  overlaps = np.where(iou > 1e-6, iou, -1.0).T.copy()       # [num_anchors, num_gt]
+  matches = np.full(num_anchors, -1)
+  pool = overlaps.copy()
+  for _ in range(num_gt):
+    flat = int(np.argmax(pool)) if pool.size else 0
+    anchor, gt = divmod(flat, num_gt)
+    if not pool.size or pool[anchor, gt] <= 0.0:
+      break
+    matches[anchor] = gt
+    pool[anchor, :] = -1.0
+    pool[:, gt] = -1.0
+  if num_gt:
+    best_gt, best = overlaps.argmax(axis=1), overlaps.max(axis=1)
+    rest = (matches == -1) & (best >= threshold)
+    matches[rest] = best_gt[rest]
+  return matches
 
 
 def np_encode_targets(anchors, boxes, labels, threshold=0.5, variances=(0.1, 0.1, 0.2, 0.2)):
-  """Matching (best GT per anchor >= threshold, plus each GT's best anchor) and box encoding.
+  """Matching (np_match) and box encoding.
 
   Returns:
     (cls_targets int64 [num_anchors], loc_targets float32 [num_anchors, 4]).
   """
-  iou = _np_iou(boxes, anchors)                     # [n, num_anchors]
-  best_gt, best_iou = iou.argmax(axis=0), iou.max(axis=0)
-  best_anchor = iou.argmax(axis=1)
-  best_gt[best_anchor], best_iou[best_anchor] = np.arange(len(boxes)), 2.0
-  positive = best_iou >= threshold
+  matches = np_match(_np_iou(boxes, anchors), threshold)
+  positive = matches >= 0
+  if not len(boxes):
+    return (np.zeros(len(anchors), np.int64), np.zeros([len(anchors), 4], np.float32))
+  best_gt = np.maximum(matches, 0)
   matched = boxes[best_gt]
   box_size = np.maximum(matched[:, 2:] - matched[:, :2], 1e-8)
   anchor_size = anchors[:, 2:] - anchors[:, :2]

@@ -61,7 +61,7 @@ def _encode_targets(anchors, boxes, labels, difficult, num_boxes, model_config):
   return target_assigner.assign_targets(
       anchors, boxes, labels, match_threshold=model_config.match_threshold,
       unmatched_threshold=model_config.neg_threshold, variances=model_config.prior_variances,
-      gt_valid_mask=valid)
+      gt_valid_mask=valid, bipartite=model_config.bipartite_matching)
 
 
 def _ground_truth(boxes, labels, difficult, num_boxes, max_boxes):
@@ -71,13 +71,32 @@ def _ground_truth(boxes, labels, difficult, num_boxes, max_boxes):
 
 
 def augmentation_configs(input_config):
-  """(PhotometricConfig, GeometricConfig) of the training augmentation for an InputConfig."""
+  """(PhotometricConfig, GeometricConfig) of the training augmentation for an InputConfig.
+
+  Raises:
+    ValueError: naming the flag, for settings the augmentation cannot take.
+  """
+  try:
+    return _augmentation_configs(input_config)
+  except ValueError as error:
+    raise ValueError('Augmentation flags: %s' % error) from None
+
+
+def _augmentation_configs(input_config):
   photometric_config = photometric.PhotometricConfig(
       prob=input_config.photometric_probability,
       hue_max_delta=input_config.hue_max_delta_degrees / 360.0,
       channel_swap_prob=0.5 if input_config.channel_swap else 0.0)
-  geometric_config = geometric.GeometricConfig(expand_prob=input_config.expand_probability,
-                                               max_expand_ratio=input_config.max_expand_ratio)
+  geometric_config = geometric.GeometricConfig(
+      expand_prob=input_config.expand_probability,
+      max_expand_ratio=input_config.max_expand_ratio,
+      crop_min_ious=tuple(input_config.crop_min_ious),
+      crop_max_ious=tuple(input_config.crop_max_ious),
+      crop_whole_image=input_config.crop_whole_image,
+      crop_max_trials=input_config.crop_max_trials,
+      crop_min_scale=input_config.crop_min_scale, crop_max_scale=input_config.crop_max_scale,
+      crop_min_aspect_ratio=input_config.crop_min_aspect_ratio,
+      crop_max_aspect_ratio=input_config.crop_max_aspect_ratio)
   return photometric_config, geometric_config
 
 
@@ -223,6 +242,7 @@ def make_input_fns(data_dir, ssd_config, train_pattern='train-*', val_pattern='v
   """
   train_glob = os.path.join(data_dir, train_pattern)
   list_shards(train_glob)
+  augmentation_configs(ssd_config.input)  # bad augmentation flags fail here, before any work
   train_fn = make_train_input_fn(train_glob, ssd_config,
                                  seed=ssd_config.train.tf_random_seed or None)
   val_glob = os.path.join(data_dir, val_pattern)

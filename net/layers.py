@@ -47,6 +47,23 @@ def channel_axis(data_format):
   return 3 if data_format == 'NHWC' else 1
 
 
+# Kernel initializers by TrainConfig.weight_init. Caffe's "xavier" filler (filler.hpp,
+# variance_norm FAN_IN by default): U(-sqrt(3 / fan_in), +sqrt(3 / fan_in)), fan_in =
+# kernel height x width x input channels; 'glorot' averages fan_in and fan_out instead.
+KERNEL_INITIALIZERS = {
+    'xavier': lambda: tf1.variance_scaling_initializer(1.0, 'fan_in', 'uniform'),
+    'glorot': tf1.glorot_uniform_initializer,
+}
+
+
+def kernel_initializer(name):
+  """The initializer of TrainConfig.weight_init ``name``; ValueError naming the flag."""
+  if name not in KERNEL_INITIALIZERS:
+    raise ValueError('--weight_init must be one of %s, got %r.'
+                     % (', '.join(KERNEL_INITIALIZERS), name))
+  return KERNEL_INITIALIZERS[name]()
+
+
 def _model_variable(name, shape, initializer, trainable=True, **kwargs):
   return tf1.get_variable(name, shape=shape, dtype=tf.float32, initializer=initializer,
                           trainable=trainable, collections=list(_VARIABLE_COLLECTIONS), **kwargs)
@@ -101,8 +118,9 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
   if in_depth is None:
     raise ValueError('conv2d %s needs a static input depth, got shape %s.' % (scope, inputs.shape))
   with tf1.variable_scope(scope):
-    kernel = _model_variable('weights', [kernel_size, kernel_size, int(in_depth), depth],
-                             tf1.glorot_uniform_initializer())
+    # No initializer here: the enclosing variable scope's (kernel_initializers), so that the
+    # training recipe chooses it for every layer at once.
+    kernel = _model_variable('weights', [kernel_size, kernel_size, int(in_depth), depth], None)
     strides = [1, stride, stride, 1] if data_format == 'NHWC' else [1, 1, stride, stride]
     # Mixed precision: float32 variables, the convolution in the inputs' dtype (bfloat16).
     kernel = tf.cast(kernel, inputs.dtype)

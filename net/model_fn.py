@@ -45,7 +45,8 @@ def make_model_fn(ssd_config, voc_accumulator=None):
 def ssd_model_fn(features, labels, mode, config, ssd_config, voc_accumulator=None):
   """tf.estimator model_fn for SSD; `config` is the Estimator's RunConfig."""
   is_training = mode == ModeKeys.TRAIN
-  outputs = model_spec.build_network(features['image'], ssd_config.model, is_training)
+  outputs = model_spec.build_network(features['image'], ssd_config.model, is_training,
+                                     ssd_config.train.weight_init)
   anchors = model_spec.generate_anchors(ssd_config.model)
   if mode == ModeKeys.PREDICT:
     detections = _build_detections(outputs, anchors, ssd_config)
@@ -179,6 +180,10 @@ def _build_train_summaries(loss_terms, learning_rate, features, labels, ssd_conf
   tf1.summary.scalar('learning_rate', learning_rate)
   tf1.summary.scalar('positives_per_image', loss_terms['num_positives'] / batch)
   tf1.summary.scalar('selected_anchor_accuracy', _selected_accuracy(loss_terms, labels))
+  # Images the augmentation left without objects (a crop that keeps no box centre, as in
+  # Caffe): they add no loss, so a large fraction means wasted steps.
+  tf1.summary.scalar('images_without_objects', tf.reduce_mean(
+      tf.cast(tf.equal(labels['num_boxes'], 0), tf.float32)))
   # A few augmented training images with their ground truth (mean added back, [0, 1] range).
   images = (features['image'][:3] + tf.constant(model_spec.IMAGE_MEAN_RGB)) / 255.0
   boxes = labels['boxes'][:3]

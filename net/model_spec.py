@@ -68,13 +68,14 @@ def generate_anchors(model_config):
                                      clip=model_config.clip_anchors)
 
 
-def build_network(images, model_config, is_training):
+def build_network(images, model_config, is_training, weight_init='xavier'):
   """Builds the SSD network for a ModelConfig.
 
   Args:
     images: float32 [batch, image_size, image_size, 3], RGB minus vgg.IMAGE_MEAN_RGB.
     model_config: utility.config.ModelConfig.
     is_training: Python bool (batch norm mode).
+    weight_init: initializer of fresh kernels (TrainConfig.weight_init).
 
   Returns:
     The dict of ssd_net.build_ssd: 'box_offsets' [batch, num_anchors, 4], 'class_logits'
@@ -92,7 +93,8 @@ def build_network(images, model_config, is_training):
       data_format=model_config.data_format, width_multiplier=model_config.width_multiplier,
       extra_batch_norm=model_config.extra_batch_norm, is_training=is_training,
       model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm,
-      compute_dtype=model_config.compute_dtype)
+      compute_dtype=model_config.compute_dtype,
+      extra_layer_padding=model_config.extra_layer_padding, weight_init=weight_init)
 
 
 IMAGE_MEAN_RGB = vgg.IMAGE_MEAN_RGB  # the backbone's convention, re-exported for the pipeline

@@ -38,32 +38,48 @@ ExtraBlock = collections.namedtuple(
 Architecture = collections.namedtuple('Architecture', ['name', 'image_size', 'extra_blocks'])
 
 ARCHITECTURES = {
-    # docs/RECIPE.md, "Network (SSD300)". TF 'SAME' with stride 2 gives ceil(19/2) = 10 and
-    # ceil(10/2) = 5, the sizes Caffe gets with pad 1 (the pad lands bottom/right instead of on
-    # both sides).
+    # docs/RECIPE.md, "Network (SSD300)": Caffe's AddExtraLayers. "pad 1" is one zero pixel on
+    # every side (Caffe), not TF's 'SAME', which pads only bottom/right on an even input.
     'ssd300': Architecture('ssd300', 300, (
-        ExtraBlock('conv8', 256, 512, 3, 2, 'SAME'),    # 19 -> 10
-        ExtraBlock('conv9', 128, 256, 3, 2, 'SAME'),    # 10 -> 5
+        ExtraBlock('conv8', 256, 512, 3, 2, 1),         # 19 -> 10
+        ExtraBlock('conv9', 128, 256, 3, 2, 1),         # 10 -> 5
         ExtraBlock('conv10', 128, 256, 3, 1, 'VALID'),  # 5 -> 3
         ExtraBlock('conv11', 128, 256, 3, 1, 'VALID'),  # 3 -> 1
     )),
-    # docs/RECIPE.md: conv10_2 and conv11_2 strided 'SAME', plus conv12 (4x4, 1 pixel of padding).
+    # Caffe ssd_pascal_512.py: conv10_2 and conv11_2 strided with pad 1 too, plus conv12 (4x4,
+    # pad 1).
     'ssd512': Architecture('ssd512', 512, (
-        ExtraBlock('conv8', 256, 512, 3, 2, 'SAME'),    # 32 -> 16
-        ExtraBlock('conv9', 128, 256, 3, 2, 'SAME'),    # 16 -> 8
-        ExtraBlock('conv10', 128, 256, 3, 2, 'SAME'),   # 8 -> 4
-        ExtraBlock('conv11', 128, 256, 3, 2, 'SAME'),   # 4 -> 2
+        ExtraBlock('conv8', 256, 512, 3, 2, 1),         # 32 -> 16
+        ExtraBlock('conv9', 128, 256, 3, 2, 1),         # 16 -> 8
+        ExtraBlock('conv10', 128, 256, 3, 2, 1),        # 8 -> 4
+        ExtraBlock('conv11', 128, 256, 3, 2, 1),        # 4 -> 2
         ExtraBlock('conv12', 128, 256, 4, 1, 1),        # 2 + 2 - 4 + 1 = 1
     )),
     # Not in the paper: a small model for quick from-scratch runs on a CPU (configs/quick.flags,
     # `make demo`). Same backbone and heads, thinner extras, 192x192 input, 5 sources
     # 24, 12, 6, 3, 1; default boxes come from --anchor_min_scale/--anchor_max_scale.
     'ssd_quick': Architecture('ssd_quick', 192, (
-        ExtraBlock('conv8', 64, 128, 3, 2, 'SAME'),     # 12 -> 6
-        ExtraBlock('conv9', 64, 128, 3, 2, 'SAME'),     # 6 -> 3
+        ExtraBlock('conv8', 64, 128, 3, 2, 1),          # 12 -> 6
+        ExtraBlock('conv9', 64, 128, 3, 2, 1),          # 6 -> 3
         ExtraBlock('conv10', 64, 128, 3, 1, 'VALID'),   # 3 -> 1
     )),
 }
+
+# --extra_layer_padding: how the strided extra convolutions pad. 'caffe' (default) uses each
+# block's padding as written above; 'same' gives every strided block TF's 'SAME' instead (the
+# same output sizes, the pad on the bottom/right of an even input), which is what model_dirs
+# written before this project followed Caffe were trained with.
+EXTRA_LAYER_PADDINGS = ('caffe', 'same')
+
+
+def _block_padding(block, extra_layer_padding):
+  if extra_layer_padding not in EXTRA_LAYER_PADDINGS:
+    raise ValueError('extra_layer_padding must be one of %s, got %r.'
+                     % (', '.join(EXTRA_LAYER_PADDINGS), extra_layer_padding))
+  if extra_layer_padding == 'same' and block.stride > 1:
+    return 'SAME'
+  return block.padding
+
 
 # Parameter groups reported by count_parameters: part -> scope below the model scope.
 PARAMETER_PARTS = (('backbone', vgg.BACKBONE_SCOPE), ('l2norm', 'conv4_3_norm'),
@@ -129,7 +145,7 @@ def feature_map_sizes(architecture, image_size=None):
   return sizes
 
 
-def _extra_layers(net, arch, data_format, batch_norm, is_training):
+def _extra_layers(net, arch, data_format, batch_norm, is_training, extra_layer_padding):
   """Builds the extra blocks on fc7; returns the list of their outputs (the `name`_2 layers)."""
   outputs = []
   with tf1.variable_scope('extra_layers'):
@@ -137,8 +153,9 @@ def _extra_layers(net, arch, data_format, batch_norm, is_training):
       net = layers.conv2d(net, block.depth_1x1, 1, scope=block.name + '_1',
                           data_format=data_format, batch_norm=batch_norm, is_training=is_training)
       net = layers.conv2d(net, block.depth, block.kernel_size, scope=block.name + '_2',
-                          stride=block.stride, padding=block.padding, data_format=data_format,
-                          batch_norm=batch_norm, is_training=is_training)
+                          stride=block.stride, padding=_block_padding(block, extra_layer_padding),
+                          data_format=data_format, batch_norm=batch_norm,
+                          is_training=is_training)
       outputs.append(net)
   return outputs
 
@@ -181,7 +198,8 @@ def _check_build_args(arch, images, num_classes, anchors_per_location, data_form
 
 def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_location=None,
               data_format='NHWC', width_multiplier=1.0, extra_batch_norm=False, is_training=False,
-              model_scope=None, backbone_batch_norm=False, compute_dtype='float32'):
+              model_scope=None, backbone_batch_norm=False, compute_dtype='float32',
+              extra_layer_padding='caffe', weight_init='xavier'):
   """Builds the SSD network under `model_scope`.
 
   Args:
@@ -202,6 +220,10 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
     compute_dtype: 'float32' (reference) or 'bfloat16': mixed precision, the convolutions run
       in bfloat16 on float32 variables (about 1.8x faster on CPUs with AVX512_BF16 and on
       recent GPUs); L2 norm, batch-norm statistics and the outputs stay float32.
+    extra_layer_padding: 'caffe' (reference: each block's own padding, one pixel on every side
+      for the strided blocks) or 'same' (TF 'SAME' on the strided blocks; EXTRA_LAYER_PADDINGS).
+    weight_init: initializer of every kernel, a key of layers.KERNEL_INITIALIZERS ('xavier',
+      Caffe's filler); only fresh variables see it.
 
   Returns:
     A dict:
@@ -218,7 +240,8 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
   arch = get_architecture(architecture)
   _check_build_args(arch, images, num_classes, anchors_per_location, data_format)
   sizes = feature_map_sizes(arch, int(images.shape[1]))
-  with tf1.variable_scope(model_scope or arch.name):
+  with tf1.variable_scope(model_scope or arch.name,
+                          initializer=layers.kernel_initializer(weight_init)):
     net = tf.cast(images, tf.as_dtype(compute_dtype))
     net = net if data_format == 'NHWC' else tf.transpose(net, [0, 3, 1, 2])
     end_points = vgg.vgg16_reduced_fc(net, data_format, width_multiplier, is_training,
@@ -226,7 +249,8 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
     conv4_3 = layers.l2_normalization(end_points['conv4_3'], CONV4_3_NORM_SCALE_INIT,
                                       data_format, scope='conv4_3_norm')
     sources = [conv4_3, end_points['fc7']]
-    sources += _extra_layers(end_points['fc7'], arch, data_format, extra_batch_norm, is_training)
+    sources += _extra_layers(end_points['fc7'], arch, data_format, extra_batch_norm, is_training,
+                             extra_layer_padding)
     names = source_names(arch)
     box_offsets = _heads(sources, names, anchors_per_location, 4, 'box_heads', data_format)
     class_logits = _heads(sources, names, anchors_per_location, int(num_classes), 'class_heads',

@@ -12,6 +12,7 @@ tf1 = tf.compat.v1
 
 KERNEL_NAME = 'weights'  # net/layers.py names every convolution kernel this
 BIAS_NAME = 'biases'
+L2_NORM_SCALE_NAME = 'scale'  # net/layers.l2_normalization's per-channel scale
 
 
 def learning_rate_schedule(global_step, train_config):
@@ -65,12 +66,17 @@ def _leaf_name(variable):
 
 
 def weight_decay_loss(variables, train_config):
-  """weight_decay * sum(||w||^2) / 2 over kernels (and biases if bias_weight_decay).
+  """weight_decay * sum(||w||^2) / 2 over kernels, the L2-norm scale (Caffe decays it; off
+  with l2_norm_scale_weight_decay=False) and biases if bias_weight_decay.
 
   The 1/2 (tf.nn.l2_loss) makes the gradient weight_decay * w, Caffe's weight_decay.
   Returns a float32 scalar (0 when weight_decay is 0 or nothing qualifies).
   """
-  names = {KERNEL_NAME} | ({BIAS_NAME} if train_config.bias_weight_decay else set())
+  names = {KERNEL_NAME}
+  if train_config.bias_weight_decay:
+    names.add(BIAS_NAME)
+  if train_config.l2_norm_scale_weight_decay:
+    names.add(L2_NORM_SCALE_NAME)
   decayed = [v for v in variables if _leaf_name(v) in names]
   if train_config.weight_decay <= 0 or not decayed:
     return tf.constant(0.0)

@@ -9,10 +9,14 @@ import tensorflow as tf
 from absl import logging
 
 from net import kernel_support
+from net import layers
 from net import model_fn as model_fn_lib
 from net import model_spec
 from net import run_config as run_config_lib
+from net import ssd_net
 from utility import config as config_lib
+from utility import matcher
+from utility import ssd_flags
 
 NAN_CAUSES = ('Likely causes: a learning rate too high for this batch size or model (lower '
               '--learning_rate or lengthen --warmup_steps), training from scratch without '
@@ -38,6 +42,15 @@ def validate(ssd_config):
   if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
     raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'
                      % (model.neg_threshold, model.match_threshold))
+  if model.extra_layer_padding not in ssd_net.EXTRA_LAYER_PADDINGS:
+    raise ValueError('--extra_layer_padding must be one of %s, got %r.'
+                     % (', '.join(ssd_net.EXTRA_LAYER_PADDINGS), model.extra_layer_padding))
+  if train.weight_init not in layers.KERNEL_INITIALIZERS:
+    raise ValueError('--weight_init must be one of %s, got %r.'
+                     % (', '.join(layers.KERNEL_INITIALIZERS), train.weight_init))
+  if model.bipartite_matching not in matcher.BIPARTITE_MODES:
+    raise ValueError('--bipartite_matching must be one of %s, got %r.'
+                     % (', '.join(matcher.BIPARTITE_MODES), model.bipartite_matching))
   if train.checkpoint_path and model.width_multiplier != 1.0:
     raise ValueError('--checkpoint_path (ImageNet VGG16) needs --width_multiplier=1.0, got %s.'
                      % model.width_multiplier)
@@ -70,7 +83,18 @@ def check_resumable(ssd_config, model_dir):
                  and getattr(previous, f.name) != getattr(ssd_config.model, f.name)]
   if differences:
     raise ValueError('%s was trained with other model settings (%s); use a new --model_dir or '
-                     'the same settings.' % (model_dir, ', '.join(differences)))
+                     'the same settings (%s).'
+                     % (model_dir, ', '.join(differences),
+                        ' '.join(_as_flag(name, getattr(previous, name)) for name in differences)))
+
+
+def _as_flag(name, value):
+  name = ssd_flags.flag_name(name)
+  if isinstance(value, bool):
+    return '--%s%s' % ('' if value else 'no', name)
+  if isinstance(value, tuple):
+    value = ','.join(str(v) for v in value)
+  return '--%s=%s' % (name, value)
 
 
 def _log_start(ssd_config, model_dir):

@@ -6,9 +6,9 @@ belong to. Images are ``[height, width, 3]``, RGB, values on the 0-255 scale.
 Each step comes in three layers so that two implementations can share the same random draws:
 ``sample_*`` draws the parameters (tensors), ``apply_*`` applies them deterministically, and the
 ``expand`` / ``random_crop_with_constraints`` / ``random_flip_left_right`` ops do both.
-Expand and crop draw integer pixel rectangles, as ssd.pytorch does, so that the materialised
-reference (``apply_*``) and the fast path (``crop_rect_in_image`` + ``crop_and_resize_rect``,
-one resampling of the original image) see exactly the same geometry.
+Expand and crop draw integer pixel rectangles (Caffe's data layer cuts whole pixels too), so
+that the materialised reference (``apply_*``) and the fast path (``crop_rect_in_image`` +
+``crop_and_resize_rect``, one resampling of the original image) see exactly the same geometry.
 
 Randomness: ``seed`` is None (TF's stateful generator), a Python int or an int32/int64 tensor [2]
 for the ``tf.random.stateless_*`` ops, which gives the same draw in any graph and any tf.data
@@ -25,45 +25,74 @@ from preprocessing.photometric import split_seed
 from utility import boxes as boxes_lib
 
 
+# The crop samplers of the authors' ssd_pascal.py (batch_sampler): besides the whole image,
+# one sampler per (min, max) IoU pair; a patch satisfies a sampler when some ground-truth box
+# has an IoU with it in [min, max]. The last pair is Caffe's sampler with only
+# max_jaccard_overlap 1.0, i.e. any patch while the image has an object.
+CAFFE_CROP_MIN_IOUS = (0.1, 0.3, 0.5, 0.7, 0.9, 0.0)
+CAFFE_CROP_MAX_IOUS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class GeometricConfig:
-  """Settings of the geometric augmentation; defaults are the SSD paper / Caffe recipe.
+  """Settings of the geometric augmentation; defaults are the authors' Caffe values.
+
+  Sources: ssd_pascal.py (expand_param, batch_sampler) and sampler.cpp of the authors' Caffe
+  SSD; the SSD paper (v3) section 2.2 "Data augmentation" and 3.6.
 
   Attributes:
-    expand_prob: probability of the zoom-out ("expansion", SSD paper v3 section 3.6).
-    max_expand_ratio: the canvas side is U[1, max_expand_ratio] times the image side.
-    crop_min_ious: the min-IoU crop modes. The modes drawn uniformly are: keep the whole image,
-      one per value here, and a crop without IoU constraint.
-    crop_max_trials: candidate patches per image (all drawn at once, the first valid one wins).
-    crop_min_scale: each patch side is U[crop_min_scale, 1] times the canvas side.
-    crop_max_aspect_ratio: a patch is rejected unless (h/H) / (w/W) is in [1/r, r].
-    flip_prob: probability of a horizontal flip.
+    expand_prob: probability of the zoom-out ("expansion"), expand_param prob 0.5.
+    max_expand_ratio: the canvas side is U[1, max_expand_ratio] times the image side (4.0).
+    crop_min_ious, crop_max_ious: one crop sampler per pair (see CAFFE_CROP_MIN_IOUS).
+    crop_whole_image: the first Caffe sampler, which always yields the whole image.
+    crop_max_trials: patches each sampler tries; it keeps its first success (max_trials 50,
+      max_sample 1). One of the collected samples is then chosen uniformly.
+    crop_min_scale, crop_max_scale: patch scale s ~ U[min, max] (0.3, 1.0).
+    crop_min_aspect_ratio, crop_max_aspect_ratio: patch aspect ratio (width / height, in
+      coordinates normalized to the canvas) ~ U[max(min, s^2), min(max, 1 / s^2)] (0.5, 2.0);
+      the patch is s * sqrt(ar) wide and s / sqrt(ar) high, so it always fits.
+    flip_prob: probability of a horizontal flip (0.5).
   """
   expand_prob: float = 0.5
   max_expand_ratio: float = 4.0
-  crop_min_ious: tuple = (0.1, 0.3, 0.5, 0.7, 0.9)
+  crop_min_ious: tuple = CAFFE_CROP_MIN_IOUS
+  crop_max_ious: tuple = CAFFE_CROP_MAX_IOUS
+  crop_whole_image: bool = True
   crop_max_trials: int = 50
   crop_min_scale: float = 0.3
+  crop_max_scale: float = 1.0
+  crop_min_aspect_ratio: float = 0.5
   crop_max_aspect_ratio: float = 2.0
   flip_prob: float = 0.5
 
   def __post_init__(self):
     for name in ('expand_prob', 'flip_prob'):
       if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError('GeometricConfig.%s must be in [0, 1]; got %r.'
-                         % (name, getattr(self, name)))
-    if not 0.0 < self.crop_min_scale <= 1.0:
-      raise ValueError('GeometricConfig.crop_min_scale must be in (0, 1]; got %r.'
-                       % self.crop_min_scale)
-    if not all(0.0 <= v <= 1.0 for v in self.crop_min_ious):
-      raise ValueError('GeometricConfig.crop_min_ious must be IoUs in [0, 1]; got %r.'
-                       % (self.crop_min_ious,))
+        raise ValueError('%s must be in [0, 1]; got %r.' % (name, getattr(self, name)))
+    if not 0.0 < self.crop_min_scale <= self.crop_max_scale <= 1.0:
+      raise ValueError('need 0 < crop_min_scale <= crop_max_scale <= 1; got '
+                       '%r and %r.' % (self.crop_min_scale, self.crop_max_scale))
+    if len(self.crop_min_ious) != len(self.crop_max_ious):
+      raise ValueError('crop_min_ious and crop_max_ious need one value per '
+                       'sampler; got %d and %d values.'
+                       % (len(self.crop_min_ious), len(self.crop_max_ious)))
+    if not all(0.0 <= low <= high <= 1.0
+               for low, high in zip(self.crop_min_ious, self.crop_max_ious)):
+      raise ValueError('crop_min_ious / crop_max_ious must be IoUs in [0, 1] '
+                       'with min <= max; got %r and %r.'
+                       % (self.crop_min_ious, self.crop_max_ious))
+    if not (self.crop_min_ious or self.crop_whole_image):
+      raise ValueError('need crop_whole_image or at least one crop sampler.')
     if self.max_expand_ratio < 1.0:
-      raise ValueError('GeometricConfig.max_expand_ratio must be >= 1; got %r.'
+      raise ValueError('max_expand_ratio must be >= 1; got %r.'
                        % self.max_expand_ratio)
-    if self.crop_max_trials < 1 or self.crop_max_aspect_ratio < 1.0:
-      raise ValueError('GeometricConfig needs crop_max_trials >= 1 and crop_max_aspect_ratio '
-                       '>= 1; got %r and %r.' % (self.crop_max_trials, self.crop_max_aspect_ratio))
+    if self.crop_max_trials < 1:
+      raise ValueError('crop_max_trials must be >= 1; got %r.'
+                       % self.crop_max_trials)
+    if not 0.0 < self.crop_min_aspect_ratio <= 1.0 <= self.crop_max_aspect_ratio:
+      raise ValueError('need 0 < crop_min_aspect_ratio <= 1 <= '
+                       'crop_max_aspect_ratio; got %r and %r.'
+                       % (self.crop_min_aspect_ratio, self.crop_max_aspect_ratio))
 
 
 def rgb_constant(mean_rgb):
@@ -145,74 +174,91 @@ def expand(image, boxes, mean_rgb, prob=0.5, max_ratio=4.0, seed=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Random crop with a min-IoU constraint.
+# Random crop: Caffe's batch samplers.
 
-def crop_mode_min_ious(min_ious=(0.1, 0.3, 0.5, 0.7, 0.9)):
-  """The min IoU of each crop mode: [inf (keep the whole image), *min_ious, -inf (any patch)]."""
-  return np.array([np.inf] + list(min_ious) + [-np.inf], np.float32)
+def _candidate_patches(canvas_size, shape, config, seed):
+  """Draws patches as Caffe's SampleBBox, snapped to whole pixels.
 
+  Args:
+    canvas_size: int32 [2] (height, width).
+    shape: leading shape of the draws, e.g. [num_samplers, num_trials].
+    config: a GeometricConfig (scale and aspect-ratio ranges).
+    seed: an int tensor [2].
 
-def _candidate_patches(canvas_size, num_trials, min_scale, seed):
-  """Draws num_trials integer patches: int32 rects [T, 4] and float32 side scales [T, 2]."""
-  draws = tf.random.stateless_uniform([num_trials, 4], seed)
-  scale = min_scale + (1.0 - min_scale) * draws[:, :2]     # (h / H, w / W)
+  Returns:
+    int32 [*shape, 4] rects (y0, x0, y1, x1), end exclusive, inside the canvas.
+  """
+  draws = tf.random.stateless_uniform(list(shape) + [4], seed)
+  scale = config.crop_min_scale + (config.crop_max_scale - config.crop_min_scale) * draws[..., 0]
+  low = tf.maximum(config.crop_min_aspect_ratio, tf.square(scale))
+  high = tf.minimum(config.crop_max_aspect_ratio, 1.0 / tf.square(scale))
+  aspect = low + (high - low) * draws[..., 1]
+  side = tf.stack([scale / tf.sqrt(aspect), scale * tf.sqrt(aspect)], -1)   # (h, w), <= 1
+  corner = draws[..., 2:] * (1.0 - side)
   size = tf.cast(canvas_size, tf.float32)
-  patch_size = scale * size
-  corner = draws[:, 2:] * (size - patch_size)
-  start = tf.floor(corner)
-  end = tf.maximum(tf.floor(corner + patch_size), start + 1.0)  # ssd.pytorch's int() rounding
-  return tf.cast(tf.concat([start, end], axis=1), tf.int32), scale
+  start = tf.floor(corner * size)
+  end = tf.clip_by_value(tf.floor((corner + side) * size), start + 1.0, size)
+  return tf.cast(tf.concat([start, end], axis=-1), tf.int32)
 
 
-def sample_crop(boxes, canvas_size, min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), max_trials=50,
-                min_scale=0.3, max_aspect_ratio=2.0, seed=None):
-  """Draws one min-IoU crop, all trials at once (no Python or tf.while loop).
+def sample_crop(boxes, canvas_size, config=GeometricConfig(), seed=None):
+  """Draws one crop as the authors' Caffe data layer does, all trials at once (no loop).
 
-  Mode drawn uniformly from crop_mode_min_ious(min_ious). Candidate patch (ssd.pytorch): sides
-  U[min_scale, 1] times the canvas sides, rejected unless (h/H)/(w/W) is in
-  [1/max_aspect_ratio, max_aspect_ratio] (Caffe's aspect ratio, measured in normalized
-  coordinates), position uniform. A patch is valid if SOME box has IoU >= the mode's min IoU
-  (Caffe's SatisfySampleConstraint; requiring it of every box, as ssd.pytorch intends, makes
-  the high-IoU modes nearly impossible on images with several spread-out objects) and at least
-  one box centre lies strictly inside it. The first valid trial wins; if none, the whole canvas.
+  Every sampler (crop_min_ious[k], crop_max_ious[k]) tries crop_max_trials patches
+  (_candidate_patches) and keeps its first that some box overlaps with an IoU in
+  [min, max]; the whole canvas is one more sample when crop_whole_image. One of the collected
+  samples is chosen uniformly (GenerateBatchSamples, then a random index). Boxes whose centre
+  lies in the patch (Caffe's CENTER emit constraint, edges included) are kept; the patch need
+  not contain any, and then the image has no object left (Caffe trains on it: no positive,
+  no mined negative).
 
   Args:
     boxes: float32 [num_boxes, 4] normalized to the canvas.
     canvas_size: int32 [2] (height, width) of the canvas in pixels.
-    min_ious, max_trials, min_scale, max_aspect_ratio: as in GeometricConfig.
+    config: a GeometricConfig.
     seed: None, an int or an int tensor [2] (see the module docstring).
 
   Returns:
     dict: ``crop_rect`` int32 [4] (y0, x0, y1, x1) canvas pixels, end exclusive;
     ``crop_patch`` float32 [4] the same normalized to the canvas; ``crop_keep`` bool
-    [num_boxes], boxes whose centre is inside (all of them when not cropped); debug outputs
-    ``crop_mode`` int32 (index into crop_mode_min_ious), ``crop_min_iou`` float32 and
-    ``crop_found`` bool (False: the whole canvas is kept).
+    [num_boxes], boxes whose centre is inside; debug outputs ``crop_sampler`` int32 (index
+    into crop_min_ious, -1 = the whole canvas) and ``crop_found`` bool (False: whole canvas).
   """
-  mode_seed, trial_seed = split_seed(seed, 2)
-  thresholds = crop_mode_min_ious(min_ious)
-  mode = tf.random.stateless_uniform([], mode_seed, 0, len(thresholds), dtype=tf.int32)
-  min_iou = tf.gather(thresholds, mode)
-  rects, scale = _candidate_patches(canvas_size, max_trials, min_scale, trial_seed)
-  patches = tf.cast(rects, tf.float32) / tf.tile(tf.cast(canvas_size, tf.float32), [2])
-  aspect = scale[:, 0] / scale[:, 1]
-  aspect_ok = (aspect >= 1.0 / max_aspect_ratio) & (aspect <= max_aspect_ratio)
-  iou_ok = tf.reduce_any(boxes_lib.iou(patches, boxes) >= min_iou, axis=1)
-  centre_y, centre_x, _, _ = boxes_lib.corners_to_center(boxes)
-  centre_inside = ((centre_y > patches[:, 0:1]) & (centre_y < patches[:, 2:3]) &
-                   (centre_x > patches[:, 1:2]) & (centre_x < patches[:, 3:4]))  # [T, n]
-  valid = aspect_ok & iou_ok & tf.reduce_any(centre_inside, axis=1)
-  found = tf.reduce_any(valid)
-  index = tf.argmax(tf.cast(valid, tf.int32), output_type=tf.int32)
+  choice_seed, trial_seed = split_seed(seed, 2)
+  num_samplers = len(config.crop_min_ious)
   whole = tf.concat([[0, 0], canvas_size], 0)
-  rect = tf.where(found, rects[index], whole)
+  normalizer = tf.tile(tf.cast(canvas_size, tf.float32), [2])
+  if num_samplers:
+    rects = _candidate_patches(canvas_size, [num_samplers, config.crop_max_trials], config,
+                               trial_seed)
+    iou = boxes_lib.iou(tf.reshape(tf.cast(rects, tf.float32) / normalizer, [-1, 4]), boxes)
+    iou = tf.reshape(iou, [num_samplers, config.crop_max_trials, -1])
+    low = tf.constant(config.crop_min_ious, tf.float32)[:, None, None]
+    high = tf.constant(config.crop_max_ious, tf.float32)[:, None, None]
+    satisfied = tf.reduce_any((iou >= low) & (iou <= high), axis=2)       # [S, T]
+    found = tf.reduce_any(satisfied, axis=1)                              # [S]
+    first = tf.argmax(tf.cast(satisfied, tf.int32), axis=1, output_type=tf.int32)
+    samples = tf.gather(rects, first, batch_dims=1)                       # [S, 4]
+  else:
+    found, samples = tf.zeros([0], tf.bool), tf.zeros([0, 4], tf.int32)
+  collected = tf.concat([[config.crop_whole_image], found], 0)            # [1 + S]
+  samples = tf.concat([whole[None], samples], 0)
+  count = tf.reduce_sum(tf.cast(collected, tf.int32))
+  # With no whole-image sampler and no success, Caffe keeps the (expanded) image as it is.
+  pick = tf.random.stateless_uniform([], choice_seed, 0, tf.maximum(count, 1), dtype=tf.int32)
+  is_pick = collected & tf.equal(tf.cumsum(tf.cast(collected, tf.int32)) - 1, pick)
+  chosen = tf.where(count > 0, tf.argmax(tf.cast(is_pick, tf.int32), output_type=tf.int32), 0)
+  rect = samples[chosen]
+  patch = tf.cast(rect, tf.float32) / normalizer
+  centre_y, centre_x, _, _ = boxes_lib.corners_to_center(boxes)
+  keep = ((centre_y >= patch[0]) & (centre_y <= patch[2]) &
+          (centre_x >= patch[1]) & (centre_x <= patch[3]))
   return {
       'crop_rect': rect,
-      'crop_patch': tf.cast(rect, tf.float32) / tf.tile(tf.cast(canvas_size, tf.float32), [2]),
-      'crop_keep': tf.where(found, centre_inside[index], tf.ones_like(centre_inside[0])),
-      'crop_mode': mode,
-      'crop_min_iou': min_iou,
-      'crop_found': found,
+      'crop_patch': patch,
+      'crop_keep': keep,
+      'crop_sampler': chosen - 1,
+      'crop_found': chosen > 0,
   }
 
 
@@ -240,16 +286,14 @@ def apply_crop(image, boxes, labels, crop_rect, crop_keep):
   return (patch, tf.boolean_mask(new_boxes, crop_keep), tf.boolean_mask(labels, crop_keep))
 
 
-def random_crop_with_constraints(image, boxes, labels, min_ious=(0.1, 0.3, 0.5, 0.7, 0.9),
-                                 max_trials=50, min_scale=0.3, max_aspect_ratio=2.0, seed=None):
-  """Random min-IoU crop (see sample_crop) of image [h, w, 3] with boxes [n, 4], labels [n].
+def random_crop_with_constraints(image, boxes, labels, config=GeometricConfig(), seed=None):
+  """Random crop (see sample_crop) of image [h, w, 3] with boxes [n, 4], labels [n].
 
   Returns:
     (image [ph, pw, 3], boxes float32 [m, 4], labels [m], info) where info is the dict of
-    sample_crop (the chosen patch, mode, ...) for inspection.
+    sample_crop (the chosen patch, sampler, ...) for inspection.
   """
-  info = sample_crop(boxes, tf.shape(image)[:2], min_ious, max_trials, min_scale,
-                     max_aspect_ratio, seed)
+  info = sample_crop(boxes, tf.shape(image)[:2], config, seed)
   image, boxes, labels = apply_crop(image, boxes, labels, info['crop_rect'], info['crop_keep'])
   return image, boxes, labels, info
 
@@ -457,8 +501,6 @@ def sample_geometric_params(image_size, boxes, config=GeometricConfig(), seed=No
   expand_seed, crop_seed, flip_seed = split_seed(seed, 3)
   params = sample_expand(image_size, config.expand_prob, config.max_expand_ratio, expand_seed)
   canvas_boxes = expand_boxes(boxes, image_size, params['expand_offset'], params['canvas_size'])
-  params.update(sample_crop(canvas_boxes, params['canvas_size'], config.crop_min_ious,
-                            config.crop_max_trials, config.crop_min_scale,
-                            config.crop_max_aspect_ratio, crop_seed))
+  params.update(sample_crop(canvas_boxes, params['canvas_size'], config, crop_seed))
   params['flip'] = sample_flip(config.flip_prob, flip_seed)
   return params

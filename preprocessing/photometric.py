@@ -16,9 +16,9 @@ tf.data thread (see ``as_stateless_seed``; the geometric ops share these helpers
 deterministic ``adjust_*`` ops take the drawn values as arguments, which lets two
 implementations of the pipeline be driven by the same draws.
 
-Hue: 18/360 of the circle (ssd.pytorch's 18 degrees). Caffe's AdjustHue adds its delta
-to OpenCV's 8-bit hue channel, whose circle is 180, so the same "18" turns up to 36 degrees
-there (docs/RECIPE.md).
+Hue: up to 36/360 of the circle. The authors' ssd_pascal.py sets hue_delta 18, and Caffe's
+AdjustHue (im_transforms.cpp) adds it to OpenCV's 8-bit hue channel, whose circle is 180, so
+18 there is 36 degrees (ssd.pytorch reads the 18 as degrees; docs/RECIPE.md).
 """
 
 import dataclasses
@@ -45,7 +45,7 @@ class PhotometricConfig:
     contrast_range: (lower, upper) of the contrast factor drawn from U[lower, upper].
     saturation_range: (lower, upper) of the saturation factor.
     hue_max_delta: hue shift drawn from U[-delta, delta], as a fraction of the hue circle
-      (18 degrees = 0.05).
+      (36 degrees = 0.1, Caffe's hue_delta 18 in OpenCV's 0-180 units).
     channel_swap_prob: probability of a random channel permutation. Default 0: the authors'
       ssd_pascal.py sets random_order_prob to 0; ssd.pytorch uses 0.5. the recipe calls it optional.
   """
@@ -53,7 +53,7 @@ class PhotometricConfig:
   brightness_max_delta: float = 32.0
   contrast_range: tuple = (0.5, 1.5)
   saturation_range: tuple = (0.5, 1.5)
-  hue_max_delta: float = 18.0 / 360.0
+  hue_max_delta: float = 36.0 / 360.0
   channel_swap_prob: float = 0.0
 
   def __post_init__(self):

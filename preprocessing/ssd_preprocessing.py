@@ -93,8 +93,8 @@ def sample_augmentation_params(image_size, boxes, seed=None,
 
   Returns:
     dict of tensors: the keys of photometric.sample_photometric_params and
-    geometric.sample_geometric_params (including the debug outputs crop_patch, crop_mode,
-    crop_min_iou, crop_found).
+    geometric.sample_geometric_params (including the debug outputs crop_patch, crop_sampler,
+    crop_found).
   """
   photometric_seed, geometric_seed = photometric.split_seed(seed, 2)
   params = photometric.sample_photometric_params(photometric_config, photometric_seed)
@@ -160,10 +160,10 @@ def preprocess_for_train(image, boxes, labels, difficult, mean_rgb, out_size=(30
                          geometric_config=geometric.GeometricConfig(), fast=True):
   """Training augmentation of one decoded image; usable in Dataset.map(num_parallel_calls).
 
-  An image whose boxes would all vanish is never produced: a crop is only accepted if a box
-  centre lies inside it, otherwise the whole (expanded) image is kept. An image that has no
-  box to begin with goes through the same steps and comes out with zero boxes (for the
-  input_fn to filter).
+  As in the authors' Caffe data layer, a crop may keep no box (no box centre inside it); the
+  image then comes out with zero boxes and trains as all background, which with hard negative
+  mining relative to the positives means it adds no loss. An image that has no box to begin
+  with comes out with zero boxes too (the input_fn filters those before augmenting).
 
   Args:
     image: uint8 [height, width, 3] RGB.

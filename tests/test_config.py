@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -41,6 +42,23 @@ def _flags(argv):
 def test_flags_build_the_reference_config_by_default():
   built = ssd_flags.config_from_flags(_flags([]))
   assert built == config.SSDConfig()
+
+
+def test_the_reference_flagfile_states_the_defaults():
+  # configs/ssd300_voc0712.flags lists every recipe value with its source; each is the default.
+  import os
+  path = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs',
+                      'ssd300_voc0712.flags')
+  given = [line.strip().split('=')[0].lstrip('-') for line in open(path)
+           if line.startswith('--')]
+  assert {'extra_layer_padding', 'bipartite_matching', 'hue_max_delta_degrees',
+          'crop_min_ious', 'crop_max_ious', 'crop_max_trials', 'crop_min_scale',
+          'l2_norm_scale_weight_decay', 'weight_init', 'nouse_difficult'} <= set(given)
+  built = ssd_flags.config_from_flags(_flags(['--flagfile=' + path]))
+  # Only the run settings (how often to save and log) are the flagfile's own.
+  assert (built.train.save_checkpoints_secs, built.train.log_every_n_steps) == (1800, 100)
+  assert built == dataclasses.replace(config.SSDConfig(), train=dataclasses.replace(
+      config.TrainConfig(), save_checkpoints_secs=1800, log_every_n_steps=100))
 
 
 def test_flags_set_fields_and_aliases(tmp_path):

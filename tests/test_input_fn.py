@@ -77,13 +77,30 @@ def test_empty_pattern_is_a_clear_error(tmp_path):
 def test_augmentation_configs_follow_the_input_flags():
   reference, geometric_reference = input_fn.augmentation_configs(config_lib.InputConfig())
   assert (reference.prob, reference.hue_max_delta, reference.channel_swap_prob) == (
-      0.5, 18.0 / 360.0, 0.0)
+      0.5, 36.0 / 360.0, 0.0)
   assert (geometric_reference.expand_prob, geometric_reference.max_expand_ratio) == (0.5, 4.0)
+  # Caffe's ssd_pascal.py batch samplers.
+  assert geometric_reference.crop_min_ious == (0.1, 0.3, 0.5, 0.7, 0.9, 0.0)
+  assert geometric_reference.crop_max_ious == (1.0,) * 6
+  assert geometric_reference.crop_whole_image
+  assert (geometric_reference.crop_max_trials, geometric_reference.crop_min_scale,
+          geometric_reference.crop_max_scale, geometric_reference.crop_min_aspect_ratio,
+          geometric_reference.crop_max_aspect_ratio) == (50, 0.3, 1.0, 0.5, 2.0)
   custom, geometric_custom = input_fn.augmentation_configs(config_lib.InputConfig(
       photometric_probability=1.0, hue_max_delta_degrees=0.0, channel_swap=True,
-      expand_probability=0.25, max_expand_ratio=1.5))
+      expand_probability=0.25, max_expand_ratio=1.5, crop_min_ious=(0.2,), crop_max_ious=(0.8,),
+      crop_whole_image=False, crop_max_trials=7, crop_min_scale=0.5, crop_max_scale=0.9,
+      crop_min_aspect_ratio=0.25, crop_max_aspect_ratio=3.0))
   assert (custom.prob, custom.hue_max_delta, custom.channel_swap_prob) == (1.0, 0.0, 0.5)
   assert (geometric_custom.expand_prob, geometric_custom.max_expand_ratio) == (0.25, 1.5)
+  assert (geometric_custom.crop_min_ious, geometric_custom.crop_max_ious,
+          geometric_custom.crop_whole_image, geometric_custom.crop_max_trials,
+          geometric_custom.crop_min_scale, geometric_custom.crop_max_scale,
+          geometric_custom.crop_min_aspect_ratio, geometric_custom.crop_max_aspect_ratio) == (
+              (0.2,), (0.8,), False, 7, 0.5, 0.9, 0.25, 3.0)
+  with pytest.raises(ValueError, match=r'Augmentation flags: crop_min_ious and crop_max_ious '
+                                       r'need one value per sampler; got 1 and 6 values'):
+    input_fn.augmentation_configs(config_lib.InputConfig(crop_min_ious=(0.2,)))
   # With hue off every draw applies a zero rotation, whatever the coin says.
   with tf.Graph().as_default():
     seed = tf.compat.v1.placeholder(tf.int64, [2])

@@ -145,3 +145,39 @@ def test_gradients_equal_the_native_op_where_it_trains(data_format, kernel_path)
                              atol=1e-4 * np.abs(native_kernel_grad).max())
   np.testing.assert_allclose(input_grad, native_input_grad, rtol=1e-4,
                              atol=1e-4 * np.abs(native_input_grad).max())
+
+
+@pytest.mark.parametrize('name, limit', [('xavier', np.sqrt(3.0 / 144)),            # Caffe
+                                         ('glorot', np.sqrt(6.0 / (144 + 36)))])
+def test_kernel_initializers_draw_uniform_with_their_limit(name, limit):
+  # A 3x3 convolution from 16 to 4 channels: fan_in 144, fan_out 36.
+  with tf.Graph().as_default():
+    with tf1.variable_scope('model', initializer=layers.kernel_initializer(name)):
+      layers.conv2d(tf.zeros([1, 5, 5, 16]), 4, 3, scope='conv')
+    kernel = [v for v in tf1.global_variables() if v.op.name == 'model/conv/weights'][0]
+    with tf1.Session() as sess:
+      sess.run(tf1.global_variables_initializer())
+      values = sess.run(kernel)
+  assert values.shape == (3, 3, 16, 4)
+  assert np.abs(values).max() <= limit
+  assert np.abs(values).max() >= 0.95 * limit
+  np.testing.assert_allclose(values.std(), limit / np.sqrt(3.0), rtol=0.1)
+
+
+def test_ssd_kernels_default_to_caffes_xavier_filler():
+  from net import ssd_net
+  with tf.Graph().as_default():
+    ssd_net.build_ssd(tf.zeros([1, 192, 192, 3]), 'ssd_quick', 21, [4, 6, 6, 6, 4],
+                      width_multiplier=0.25)
+    kernels = {v.op.name: v for v in tf1.global_variables() if v.op.name.endswith('/weights')}
+    with tf1.Session() as sess:
+      sess.run(tf1.global_variables_initializer())
+      values = sess.run(kernels)
+  assert len(values) > 10
+  for name, value in values.items():
+    fan_in = np.prod(value.shape[:3])
+    assert np.abs(value).max() <= np.sqrt(3.0 / fan_in) * (1 + 1e-6), name
+  # A class head, 3x3 from 256 to 6 x 21 = 126 channels: fan_in 2,304, fan_out 1,134.
+  # Xavier's limit sqrt(3 / 2304) = 0.0361 is reached; Glorot's would be 0.0418.
+  head = [v for n, v in values.items() if 'class_heads' in n and v.shape == (3, 3, 256, 126)][0]
+  assert 0.95 * 0.0361 <= np.abs(head).max() <= 0.03609

@@ -248,3 +248,59 @@ def test_batch_normalization_matches_numpy_and_updates_moving_averages(data_form
   mean, variance = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
   np.testing.assert_allclose(outputs, (x - mean) / np.sqrt(variance + 1e-3), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(moving_mean, 0.01 * mean, rtol=1e-5)
+
+
+@pytest.mark.parametrize('padding, expected', [
+    # Caffe pad 1: cell (i, j) is centred on input (2i, 2j); rows/cols -1..1 and 1..3.
+    (1, [[0 + 1 + 4 + 5, 1 + 2 + 3 + 5 + 6 + 7],
+         [4 + 5 + 8 + 9 + 12 + 13, 5 + 6 + 7 + 9 + 10 + 11 + 13 + 14 + 15]]),
+    # TF 'SAME' on an even input: 0 before, 1 after; centred on (2i + 1, 2j + 1).
+    ('SAME', [[0 + 1 + 2 + 4 + 5 + 6 + 8 + 9 + 10, 2 + 3 + 6 + 7 + 10 + 11],
+              [8 + 9 + 10 + 12 + 13 + 14, 10 + 11 + 14 + 15]]),
+])
+def test_strided_padding_hand_computed(padding, expected):
+  # A 3x3 stride-2 convolution of ones on the 4x4 image 0..15.
+  def fn(x):
+    out = layers.conv2d(x, 1, 3, 'conv', stride=2, padding=padding, activation=None)
+    kernel = [v for v in tf1.global_variables() if v.op.name == 'conv/weights'][0]
+    with tf.control_dependencies([kernel.assign(tf.ones_like(kernel))]):
+      return tf.identity(out)
+
+  out = execute(fn, np.arange(16, dtype=np.float32).reshape([1, 4, 4, 1]))
+  np.testing.assert_array_equal(out[0, :, :, 0], expected)
+
+
+def test_caffe_padding_moves_conv9_2_and_nothing_before_it():
+  # One set of weights, both paddings. fc7 (19, odd) -> conv8_2: 'SAME' pads 1 + 1 there, like
+  # Caffe; conv8_2 (10, even) -> conv9_2: 'SAME' pads 0 + 1, so conv9_2 and after differ.
+  images_value = np.random.RandomState(4).uniform(-120, 150, [1, 300, 300, 3]).astype(np.float32)
+  results = {}
+  with tf.Graph().as_default():
+    images = tf1.placeholder(tf.float32, [None, 300, 300, 3])
+    counts = []
+    for padding in ('caffe', 'same'):
+      with tf1.variable_scope('', reuse=tf1.AUTO_REUSE):
+        outputs = ssd_net.build_ssd(images, 'ssd300', 21, SSD300_ANCHORS, width_multiplier=0.125,
+                                    extra_layer_padding=padding)
+      results[padding] = outputs['feature_maps']
+      counts.append(len(tf1.global_variables()))
+    assert counts[0] == counts[1]  # the second model reuses the first one's variables
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      caffe, same = session.run([results['caffe'], results['same']], {images: images_value})
+  assert [m.shape[1] for m in caffe] == [m.shape[1] for m in same] == [38, 19, 10, 5, 3, 1]
+  for index in range(3):  # conv4_3, fc7, conv8_2
+    np.testing.assert_array_equal(caffe[index], same[index])
+  for index in range(3, 6):  # conv9_2, conv10_2, conv11_2
+    assert np.abs(caffe[index] - same[index]).max() > 1e-3 * np.abs(same[index]).max()
+
+
+def test_ssd512_strided_blocks_all_use_one_pixel_of_padding():
+  blocks = {b.name: b for b in ssd_net.ARCHITECTURES['ssd512'].extra_blocks}
+  assert [(blocks[n].stride, blocks[n].padding) for n in ('conv8', 'conv9', 'conv10', 'conv11')] \
+      == [(2, 1)] * 4
+  assert (blocks['conv12'].kernel_size, blocks['conv12'].padding) == (4, 1)
+  assert ssd_net._block_padding(blocks['conv9'], 'same') == 'SAME'
+  assert ssd_net._block_padding(blocks['conv12'], 'same') == 1  # not strided: as before
+  with pytest.raises(ValueError, match="extra_layer_padding must be one of caffe, same"):
+    ssd_net._block_padding(blocks['conv9'], 'tf')

@@ -174,3 +174,24 @@ def test_non_difficult_mask():
   mask = execute(lambda d: target_assigner.non_difficult_mask(d, num_valid=2),
                  np.array([1, 1, 0], np.int64))
   assert mask.tolist() == [True, True, False]
+
+
+def test_small_gt_that_loses_its_best_default_box_still_gets_a_positive():
+  # Default boxes A0 = [0, 0, .5, .5], A1 = [0, 0, .4, .4], A2 = [.5, .5, 1, 1]. The big GT
+  # [0, 0, .5, .48] has IoU .96 with A0 and .16 / .24 = .667 with A1; the small GT
+  # [.1, .1, .45, .45] (area .1225) has .1225 / .25 = .49 with A0 and .09 / .1925 = .4675
+  # with A1. Both have A0 as their best box; the big one wins it.
+  anchors = np.array([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.4, 0.4], [0.5, 0.5, 1.0, 1.0]],
+                     np.float32)
+  boxes = np.array([[0.0, 0.0, 0.5, 0.48], [0.1, 0.1, 0.45, 0.45]], np.float32)
+  labels = np.array([9, 4], np.int32)
+  np.testing.assert_allclose(_iou_numpy(boxes, anchors),
+                             [[0.96, 0.16 / 0.24, 0.0], [0.49, 0.09 / 0.1925, 0.0]], rtol=1e-6)
+  # Caffe's greedy bipartite step: A0 -> big, then the small GT takes its next best, A1.
+  greedy = _assign(anchors, boxes, labels)
+  assert greedy['cls_targets'].tolist() == [9, 4, 0]
+  np.testing.assert_allclose(greedy['match_iou'][:2], [0.96, 0.09 / 0.1925], rtol=1e-5)
+  # The per_gt rule: A0 is forced to the big GT, A1 takes its best GT by threshold (big, .667),
+  # so the small GT has no positive at all.
+  per_gt = _assign(anchors, boxes, labels, bipartite='per_gt')
+  assert per_gt['cls_targets'].tolist() == [9, 9, 0]

@@ -34,16 +34,34 @@ def _variables():
   return kernel, bias
 
 
-@pytest.mark.parametrize('bias_decay, expected', [(False, 0.5 * 30 * 1e-3),
-                                                  (True, 0.5 * 230 * 1e-3)])
-def test_weight_decay_on_kernels_and_optionally_biases(bias_decay, expected):
+# Kernel sum of squares 30, biases 200, the L2-norm scale 4 + 9 = 13 (Caffe decays it).
+@pytest.mark.parametrize('bias_decay, scale_decay, expected', [
+    (False, True, 0.5 * 43 * 1e-3), (True, True, 0.5 * 243 * 1e-3),
+    (False, False, 0.5 * 30 * 1e-3), (True, False, 0.5 * 230 * 1e-3)])
+def test_weight_decay_on_kernels_the_l2_norm_scale_and_optionally_biases(bias_decay, scale_decay,
+                                                                        expected):
   with tf.Graph().as_default():
-    variables = _variables()
+    variables = list(_variables())
+    with tf1.variable_scope('conv4_3_norm'):
+      variables.append(tf1.get_variable('scale', initializer=tf.constant([2.0, 3.0])))
+    with tf1.variable_scope('bn'):
+      variables.append(tf1.get_variable('gamma', initializer=tf.constant([100.0])))
     loss = train_ops.weight_decay_loss(
-        variables, config.TrainConfig(weight_decay=1e-3, bias_weight_decay=bias_decay))
+        variables, config.TrainConfig(weight_decay=1e-3, bias_weight_decay=bias_decay,
+                                      l2_norm_scale_weight_decay=scale_decay))
     with tf1.Session() as sess:
       sess.run(tf1.global_variables_initializer())
       np.testing.assert_allclose(sess.run(loss), expected, rtol=1e-6)
+
+
+def test_the_network_names_its_l2_norm_scale_as_weight_decay_expects():
+  from net import ssd_net
+  with tf.Graph().as_default():
+    ssd_net.build_ssd(tf.zeros([1, 192, 192, 3]), 'ssd_quick', 3, [4, 6, 6, 6, 4],
+                      width_multiplier=0.125)
+    names = [v.op.name for v in tf1.global_variables()
+             if v.op.name.endswith('/' + train_ops.L2_NORM_SCALE_NAME)]
+  assert names == ['ssd_quick/conv4_3_norm/scale']
 
 
 def test_bias_learning_rate_multiplier_doubles_bias_step_only():

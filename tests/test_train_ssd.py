@@ -13,6 +13,7 @@ import time
 import pytest
 import tensorflow as tf
 
+from net import training
 from tests.conftest import tiny_config, train_tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,7 +116,8 @@ def test_train_and_eval_writes_map_to_tensorboard(tiny_records, tmp_path, kernel
     for event in tf.compat.v1.train.summary_iterator(path):
       train_tags.update(value.tag for value in event.summary.value)
   assert {'losses/total_loss', 'losses/regularization_loss', 'learning_rate',
-          'positives_per_image', 'selected_anchor_accuracy'} <= train_tags
+          'positives_per_image', 'selected_anchor_accuracy',
+          'images_without_objects'} <= train_tags
   assert any(tag.startswith('training_images') for tag in train_tags)
   saved = json.load(open(os.path.join(model_dir, 'ssd_config.json')))
   assert saved['model']['class_names'] == list(tiny_records['class_names'])
@@ -152,3 +154,24 @@ def test_cli_reports_a_bad_flag_in_one_sentence(tiny_records, tmp_path):
   assert result.returncode == 1
   assert ('--num_classes=21 does not match the 5 class names + background; fix --num_classes or '
           '--class_names.') in result.stderr
+
+
+def test_a_model_dir_from_before_the_caffe_settings_keeps_its_meaning(tmp_path):
+  # An ssd_config.json written before extra_layer_padding and bipartite_matching existed.
+  from utility import config as config_lib
+  model_dir = tmp_path / 'old'
+  model_dir.mkdir()
+  saved = config_lib.to_dict(tiny_config())
+  for key in ('extra_layer_padding', 'bipartite_matching'):
+    del saved['model'][key]
+  (model_dir / config_lib.CONFIG_FILENAME).write_text(json.dumps(saved))
+  old = config_lib.load(str(model_dir)).model
+  assert (old.extra_layer_padding, old.bipartite_matching) == ('same', 'per_gt')
+  with pytest.raises(ValueError) as error:
+    training.check_resumable(tiny_config(), str(model_dir))
+  assert str(error.value) == (
+      '%s was trained with other model settings (extra_layer_padding, bipartite_matching); use '
+      'a new --model_dir or the same settings (--extra_layer_padding=same '
+      '--bipartite_matching=per_gt).' % model_dir)
+  legacy = dataclasses.replace(tiny_config(), model=old)
+  training.check_resumable(legacy, str(model_dir))  # the old settings resume

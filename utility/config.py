@@ -42,6 +42,11 @@ class ModelConfig:
       'float32 variables) or auto: bfloat16 where the hardware computes it natively (CPU with '
       'AVX512_BF16/AMX and oneDNN, GPU of compute capability >= 8.0), else float32.')
   model_scope: str = _setting('', "Variable scope of the model; '' = the architecture name.")
+  # Caffe AddExtraLayers: conv8_2, conv9_2 (and SSD512's conv10_2, conv11_2) 3x3 stride 2 pad 1.
+  extra_layer_padding: str = _setting(
+      'caffe', "caffe: the strided extra layers pad one pixel on every side (Caffe's pad 1); "
+      "same: TF 'SAME' (bottom/right only on even inputs), what model_dirs trained before "
+      'this setting existed used.')
   clip_anchors: bool = _setting(False, 'Clip default boxes to the image (Caffe SSD300: off).')
   anchor_min_scale: float = _setting(
       0.0, '> 0: default-box scales spread linearly from this (fraction of the image) instead '
@@ -50,6 +55,11 @@ class ModelConfig:
   match_threshold: float = _setting(0.5, 'IoU >= this makes an anchor positive.')
   neg_threshold: float = _setting(
       0.5, 'IoU < this makes an anchor negative; in between it is ignored.')
+  # Caffe MatchBBox (bbox_util.cpp); docs/RECIPE.md "Matching and encoding".
+  bipartite_matching: str = _setting(
+      'greedy', "greedy (Caffe): the largest remaining IoU pair first, so a GT whose best "
+      "default box went to another GT takes its next best; per_gt: each GT claims its own best "
+      "box and a GT that loses it gets none (torchvision, TF OD API; this project before).")
   prior_variances: Tuple[float, ...] = _setting(
       (0.1, 0.1, 0.2, 0.2), 'Box-coder variances for (cy, cx, h, w).')
 
@@ -84,6 +94,11 @@ class TrainConfig:
   weight_decay: float = _setting(5e-4, 'L2 weight decay on kernels.')
   bias_weight_decay: bool = _setting(
       False, 'Decay biases too (the TF port did; Caffe does not).')
+  l2_norm_scale_weight_decay: bool = _setting(
+      True, "Decay conv4_3's L2-norm scale too (Caffe: its Normalize layer has decay_mult 1).")
+  weight_init: str = _setting(
+      'xavier', "Kernels of layers not restored from a checkpoint: 'xavier' (Caffe's filler, "
+      "U(+-sqrt(3 / fan_in))) or 'glorot' (U(+-sqrt(6 / (fan_in + fan_out))), Keras' default).")
   bias_lr_multiplier: float = _setting(
       2.0, 'Gradient multiplier of biases (Caffe lr_mult 2); 1 disables.')
   gradient_clip_norm: float = _setting(0.0, '> 0: clip gradients to this global norm.')
@@ -118,7 +133,25 @@ class InputConfig:
   max_expand_ratio: float = _setting(4.0, 'Largest expansion canvas side / image side.')
   photometric_probability: float = _setting(
       0.5, 'Probability of each of brightness, contrast, saturation and hue distortion.')
-  hue_max_delta_degrees: float = _setting(18.0, 'Largest hue rotation in degrees (0 = none).')
+  # Caffe's hue_delta 18 is in OpenCV's 8-bit hue units (a 180 circle): 36 degrees.
+  hue_max_delta_degrees: float = _setting(
+      36.0, "Largest hue rotation in degrees (Caffe's hue_delta 18 of 180; 0 = none).")
+  # The crop samplers: the authors' ssd_pascal.py batch_sampler and sampler.cpp.
+  crop_min_ious: Tuple[float, ...] = _setting(
+      (0.1, 0.3, 0.5, 0.7, 0.9, 0.0),
+      'Crop samplers: the min IoU of each (ssd_pascal.py min_jaccard_overlap; 0 = none).')
+  crop_max_ious: Tuple[float, ...] = _setting(
+      (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+      'Crop samplers: the max IoU of each, one per --crop_min_ious (max_jaccard_overlap).')
+  crop_whole_image: bool = _setting(
+      True, 'The whole image is one of the samples the crop is chosen from (Caffe sampler 1).')
+  crop_max_trials: int = _setting(50, 'Patches each crop sampler tries (Caffe max_trials).')
+  crop_min_scale: float = _setting(0.3, 'Smallest crop scale s (Caffe min_scale).')
+  crop_max_scale: float = _setting(1.0, 'Largest crop scale s (Caffe max_scale).')
+  crop_min_aspect_ratio: float = _setting(
+      0.5, 'Smallest crop aspect ratio width/height, at least s^2 (Caffe min_aspect_ratio).')
+  crop_max_aspect_ratio: float = _setting(
+      2.0, 'Largest crop aspect ratio width/height, at most 1/s^2 (Caffe max_aspect_ratio).')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,13 +175,27 @@ class SSDConfig:
 SECTIONS = {'model': ModelConfig, 'train': TrainConfig, 'input': InputConfig,
             'postprocess': PostprocessConfig}
 
+# Settings added after model_dirs were written without them: the value such a model_dir was
+# trained with. A saved ssd_config.json that lacks one of these keys gets this value, not the
+# new default, so an old model keeps its meaning (and resuming it with the new default is
+# refused by net/training.check_resumable, naming the setting).
+LEGACY_VALUES = {
+    'model': {'bipartite_matching': 'per_gt', 'extra_layer_padding': 'same'},
+}
+
 
 def to_dict(config):
   return dataclasses.asdict(config)
 
 
-def from_dict(values):
-  """Builds an SSDConfig from a nested dict; unknown sections or keys raise ValueError."""
+def from_dict(values, missing=None):
+  """Builds an SSDConfig from a nested dict; unknown sections or keys raise ValueError.
+
+  Args:
+    values: {section: {field: value}}.
+    missing: optional {section: {field: value}} used for absent fields instead of the
+      defaults (LEGACY_VALUES when reading a saved model_dir).
+  """
   unknown = set(values) - set(SECTIONS)
   if unknown:
     raise ValueError('Unknown config section(s) %s; expected %s.'
@@ -160,6 +207,8 @@ def from_dict(values):
     bad = set(given) - fields
     if bad:
       raise ValueError('Unknown setting(s) %s in section "%s".' % (sorted(bad), name))
+    fill = {k: v for k, v in (missing or {}).get(name, {}).items() if k not in given}
+    given = dict(fill, **given)
     sections[name] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
   return SSDConfig(**sections)
 
@@ -182,4 +231,4 @@ def load(model_dir):
     raise FileNotFoundError(
         '%s not found: --model_dir must be a directory written by train_ssd.py.' % path)
   with open(path, encoding='utf-8') as f:
-    return from_dict(json.load(f))
+    return from_dict(json.load(f), missing=LEGACY_VALUES)

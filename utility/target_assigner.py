@@ -18,7 +18,8 @@ IGNORE_LABEL = -1  # cls_targets value of ignored anchors (left out of the confi
 
 
 def assign_targets(anchors, gt_boxes, gt_labels, match_threshold=0.5, unmatched_threshold=0.5,
-                   variances=box_coder.DEFAULT_VARIANCES, num_valid=None, gt_valid_mask=None):
+                   variances=box_coder.DEFAULT_VARIANCES, num_valid=None, gt_valid_mask=None,
+                   bipartite='greedy'):
   """Targets for one image.
 
   Args:
@@ -30,6 +31,7 @@ def assign_targets(anchors, gt_boxes, gt_labels, match_threshold=0.5, unmatched_
     num_valid: optional int scalar (Python or tensor); rows >= num_valid are padding.
     gt_valid_mask: optional bool [num_gt]; False rows are left out of matching (e.g. the
       mask from ``non_difficult_mask``). Combined with num_valid by AND.
+    bipartite: ``matcher.match``'s bipartite step, 'greedy' (Caffe) or 'per_gt'.
 
   Returns:
     A dict:
@@ -46,7 +48,8 @@ def assign_targets(anchors, gt_boxes, gt_labels, match_threshold=0.5, unmatched_
     gt_labels = tf.cast(gt_labels, tf.int64)
     valid = _valid_rows(tf.shape(gt_boxes)[0], num_valid, gt_valid_mask)
     iou = box_ops.iou(gt_boxes, anchors)  # [num_gt, num_anchors]
-    matches = matcher.match(iou, match_threshold, unmatched_threshold, valid_gt_mask=valid)
+    matches = matcher.match(iou, match_threshold, unmatched_threshold, valid_gt_mask=valid,
+                            bipartite=bipartite)
     positive = matches >= 0
     # Gather through one extra dummy row (index num_gt), so non-positive anchors and images
     # with no boxes never index out of range; their values are masked out below.
@@ -101,7 +104,7 @@ def non_difficult_mask(gt_difficult, num_valid=None):
 
 def batch_assign_targets(anchors, gt_boxes, gt_labels, num_gt, match_threshold=0.5,
                          unmatched_threshold=0.5, variances=box_coder.DEFAULT_VARIANCES,
-                         gt_valid_mask=None):
+                         gt_valid_mask=None, bipartite='greedy'):
   """assign_targets for a batch of padded GT lists (tf.map_fn over images).
 
   Args:
@@ -109,7 +112,7 @@ def batch_assign_targets(anchors, gt_boxes, gt_labels, num_gt, match_threshold=0
     gt_boxes: float32 [batch, max_num_gt, 4], padded.
     gt_labels: int32/int64 [batch, max_num_gt], padded.
     num_gt: int [batch], number of real rows per image.
-    match_threshold, unmatched_threshold, variances: as in assign_targets.
+    match_threshold, unmatched_threshold, variances, bipartite: as in assign_targets.
     gt_valid_mask: optional bool [batch, max_num_gt], as in assign_targets.
 
   Returns:
@@ -127,7 +130,8 @@ def batch_assign_targets(anchors, gt_boxes, gt_labels, num_gt, match_threshold=0
     def assign_one(elements):
       boxes_per_image, labels_per_image, num_per_image, mask_per_image = elements
       return assign_targets(anchors, boxes_per_image, labels_per_image, match_threshold,
-                            unmatched_threshold, variances, num_per_image, mask_per_image)
+                            unmatched_threshold, variances, num_per_image, mask_per_image,
+                            bipartite)
 
     anchors = tf.convert_to_tensor(anchors, tf.float32)
     num_anchors = anchors.shape[0]  # static when known, so the outputs keep it
