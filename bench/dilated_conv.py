@@ -1,4 +1,5 @@
-"""fc6's dilated convolution: per-tap 1x1 convolutions (what the network uses) vs the native op.
+"""fc6's dilated convolution: per-tap 1x1 convolutions (what the network uses), the native op,
+and space-to-batch (what tf.nn.convolution does for a dilated kernel).
 
     python bench/dilated_conv.py [--batch_size=8] [--iterations=10]
     TF_ENABLE_ONEDNN_OPTS=1 python bench/dilated_conv.py   # where the native op trains on a CPU
@@ -37,6 +38,7 @@ FLAGS = flags.FLAGS
 RATE = 6
 # name -> (feature-map side, input depth, output depth) of fc6.
 SHAPES = {'ssd300': (19, 512, 1024), 'quick': (12, 128, 256)}
+IMPLEMENTATIONS = ('per_tap', 'native', 'space_to_batch')
 
 
 def _time(session, fetches):
@@ -64,6 +66,9 @@ def time_shape(side, in_depth, out_depth):
     outputs = {
         'per_tap': layers.atrous_conv2d(images, kernel, RATE, 'SAME'),
         'native': tf.nn.conv2d(images, kernel, 1, 'SAME', dilations=[1, RATE, RATE, 1]),
+        # tf.nn.convolution takes the native op only without dilation; dilated kernels go
+        # through space_to_batch + a plain convolution + batch_to_space.
+        'space_to_batch': tf.nn.convolution(images, kernel, padding='SAME', dilations=RATE),
     }
     with tf1.Session() as session:
       session.run(tf1.global_variables_initializer())
@@ -86,7 +91,7 @@ def main(argv):
                                   'forward+gradients ms'))
   summary = {'batch_size': FLAGS.batch_size, 'machine': machine}
   for shape, results in table.items():
-    for implementation in ('per_tap', 'native'):
+    for implementation in IMPLEMENTATIONS:
       forward, train = results[(implementation, 'forward')], results[(implementation, 'train')]
       print('%-8s %-16s %12s %22s' % (shape, implementation,
                                       'n/a' if forward is None else '%.2f' % forward,

@@ -371,21 +371,21 @@ def np_match(iou, threshold=0.5):
   other anchor takes its best GT if that overlap is >= threshold.
   """
   num_gt, num_anchors = iou.shape
-  overlaps = np.where(iou > 1e-6, iou, -1.0).T.copy()       # [num_anchors, num_gt]
   matches = np.full(num_anchors, -1)
+  if not num_gt:
+    return matches
+  overlaps = np.where(iou > 1e-6, iou, -1.0).T             # [num_anchors, num_gt]
   pool = overlaps.copy()
   for _ in range(num_gt):
-    flat = int(np.argmax(pool)) if pool.size else 0
-    anchor, gt = divmod(flat, num_gt)
-    if not pool.size or pool[anchor, gt] <= 0.0:
+    anchor, gt = np.unravel_index(np.argmax(pool), pool.shape)  # row-major: lowest anchor first
+    if pool[anchor, gt] <= 0.0:
       break
     matches[anchor] = gt
     pool[anchor, :] = -1.0
     pool[:, gt] = -1.0
-  if num_gt:
-    best_gt, best = overlaps.argmax(axis=1), overlaps.max(axis=1)
-    rest = (matches == -1) & (best >= threshold)
-    matches[rest] = best_gt[rest]
+  best_gt, best = overlaps.argmax(axis=1), overlaps.max(axis=1)
+  rest = (matches == -1) & (best >= threshold)
+  matches[rest] = best_gt[rest]
   return matches
 
 
@@ -395,10 +395,10 @@ def np_encode_targets(anchors, boxes, labels, threshold=0.5, variances=(0.1, 0.1
   Returns:
     (cls_targets int64 [num_anchors], loc_targets float32 [num_anchors, 4]).
   """
-  matches = np_match(_np_iou(boxes, anchors), threshold)
-  positive = matches >= 0
   if not len(boxes):
     return (np.zeros(len(anchors), np.int64), np.zeros([len(anchors), 4], np.float32))
+  matches = np_match(_np_iou(boxes, anchors), threshold)
+  positive = matches >= 0
   best_gt = np.maximum(matches, 0)
   matched = boxes[best_gt]
   box_size = np.maximum(matched[:, 2:] - matched[:, :2], 1e-8)

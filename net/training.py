@@ -45,9 +45,7 @@ def validate(ssd_config):
   if model.extra_layer_padding not in ssd_net.EXTRA_LAYER_PADDINGS:
     raise ValueError('--extra_layer_padding must be one of %s, got %r.'
                      % (', '.join(ssd_net.EXTRA_LAYER_PADDINGS), model.extra_layer_padding))
-  if train.weight_init not in layers.KERNEL_INITIALIZERS:
-    raise ValueError('--weight_init must be one of %s, got %r.'
-                     % (', '.join(layers.KERNEL_INITIALIZERS), train.weight_init))
+  layers.kernel_initializer(train.weight_init)  # raises naming --weight_init
   if model.bipartite_matching not in matcher.BIPARTITE_MODES:
     raise ValueError('--bipartite_matching must be one of %s, got %r.'
                      % (', '.join(matcher.BIPARTITE_MODES), model.bipartite_matching))

@@ -78,3 +78,14 @@ def test_baseline_reads_every_record_with_its_boxes(tiny_records):
     assert jpeg[:2] == b'\xff\xd8' and boxes.shape == (len(labels), 4)
     assert len(difficult) == len(labels) and ((labels >= 1) & (labels <= 5)).all()
     assert (boxes[:, 2:] > boxes[:, :2]).all() and ((boxes >= 0) & (boxes <= 1)).all()
+
+
+def test_numpy_matching_equals_the_tf_matcher_on_conflicts():
+  from utility import matcher
+  rng = np.random.RandomState(4)
+  for _ in range(30):
+    num_gt, num_anchors = rng.randint(1, 6), rng.randint(1, 20)
+    iou = np.round(rng.uniform(0, 1, [num_gt, num_anchors]) ** 2, 1).astype(np.float32)
+    iou[rng.uniform(size=iou.shape) < 0.5] = 0.0
+    expected = graph_test_util.execute(lambda m: matcher.match(m), iou)
+    assert input_pipeline.np_match(iou).tolist() == expected.tolist(), iou

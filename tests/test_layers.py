@@ -181,3 +181,11 @@ def test_ssd_kernels_default_to_caffes_xavier_filler():
   # Xavier's limit sqrt(3 / 2304) = 0.0361 is reached; Glorot's would be 0.0418.
   head = [v for n, v in values.items() if 'class_heads' in n and v.shape == (3, 3, 256, 126)][0]
   assert 0.95 * 0.0361 <= np.abs(head).max() <= 0.03609
+
+
+def test_unknown_weight_init_is_refused_before_training():
+  from net import training
+  from utility import config as config_lib
+  bad = config_lib.SSDConfig(train=config_lib.TrainConfig(weight_init='he'))
+  with pytest.raises(ValueError, match=r"--weight_init must be one of xavier, glorot, got 'he'\."):
+    training.validate(bad)
