@@ -21,9 +21,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from dataset import input_fn  # noqa: E402
 from net import evaluation  # noqa: E402
+from net import model_spec  # noqa: E402
+from net import validation  # noqa: E402
 from utility import script_setup  # noqa: E402
 from utility import ssd_flags  # noqa: E402
-from utility import voc_metric  # noqa: E402
 
 flags.DEFINE_string('data_dir', None, 'Folder with the val-* TFRecord shards.')
 flags.DEFINE_string('model_dir', None, 'Folder written by train_ssd.py.')
@@ -31,7 +32,8 @@ flags.DEFINE_string('val_file_pattern', 'val-*', 'Evaluation shards, relative to
 flags.DEFINE_string('det_dir', '', 'Where to write result files; default <model_dir>/detections.')
 flags.DEFINE_integer('batch_size', 8, 'Images per evaluation batch.')
 flags.DEFINE_string('checkpoint_path', '', 'A specific checkpoint; default: the latest.')
-flags.DEFINE_enum('metric', 'voc07', voc_metric.METRICS, '11-point VOC07 AP or area AP.')
+flags.DEFINE_string('metric', '', "Evaluator (voc07: 11-point VOC07 AP, area: VOC2010+ AP); "
+                    "'' = the model's --eval_metric.")
 flags.DEFINE_string('json_output', '', 'Also write {"mAP", "ap", "metric"} here.')
 flags.DEFINE_string('data_format', '', 'Override the trained NHWC/NCHW layout (e.g. NHWC on CPU).')
 ssd_flags.define_config_flags(sections=('postprocess',))
@@ -49,18 +51,20 @@ def main(argv):
     det_dir = FLAGS.det_dir or evaluation.default_det_dir(FLAGS.model_dir)
     pattern = os.path.join(FLAGS.data_dir, FLAGS.val_file_pattern)
     input_fn.list_shards(pattern)  # one sentence when nothing matches
-    summary, results, path, step = evaluation.evaluate(
-        ssd_config, FLAGS.model_dir, input_fn.make_eval_input_fn(pattern, ssd_config,
-                                                                 FLAGS.batch_size),
+    validation.validate(ssd_config, training=False)
+    eval_input_fn = input_fn.make_eval_input_fn(
+        pattern, ssd_config, model_spec.model_inputs(ssd_config.model), FLAGS.batch_size)
+    evaluator, path, step = evaluation.evaluate(
+        ssd_config, FLAGS.model_dir, eval_input_fn,
         det_dir, FLAGS.metric, FLAGS.checkpoint_path, fallback_to_nhwc=not FLAGS.data_format)
   except (ValueError, FileNotFoundError) as error:
     logging.error('%s', error)
     sys.exit(1)
   print('%s (step %d):' % (path, step))
-  print(evaluation.format_report(summary, results))
+  print(evaluator.report())
   print('Result files: %s' % det_dir)
   if FLAGS.json_output:
-    voc_metric.write_summary_json(FLAGS.json_output, summary)
+    evaluator.write_summary(FLAGS.json_output)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,9 @@ from absl import logging
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from dataset import input_fn  # noqa: E402
+from net import model_spec  # noqa: E402
 from net import training  # noqa: E402
+from net import validation  # noqa: E402
 from utility import script_setup  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
@@ -47,8 +49,10 @@ def main(argv):
       raise ValueError('--num_classes=%d does not match the %d class names + background; fix '
                        '--num_classes or --class_names.'
                        % (FLAGS.num_classes, len(ssd_config.model.class_names)))
+    validation.validate(ssd_config)
     train_input_fn, eval_input_fn = input_fn.make_input_fns(
-        FLAGS.data_dir, ssd_config, FLAGS.train_file_pattern, FLAGS.val_file_pattern)
+        FLAGS.data_dir, ssd_config, model_spec.model_inputs(ssd_config.model),
+        FLAGS.train_file_pattern, FLAGS.val_file_pattern)
     step = training.train(ssd_config, FLAGS.model_dir, train_input_fn, eval_input_fn,
                           FLAGS.mode == 'train_and_eval', FLAGS.eval_throttle_secs)
   except (ValueError, training.TrainingDiverged) as error:

@@ -1,11 +1,17 @@
 """SSD forward speed on CPU and multiply-adds per image.
 
     python bench/forward.py            # SSD300, NHWC, width 1.0, random weights, batch 1 and 8
+    python bench/forward.py --architecture=ssdlite     # SSDLite-MobileNetV2
+    python bench/forward.py --architecture=ssd300 --backbone=mobilenet_v1
+    python bench/forward.py --table    # parameters and multiply-adds of every backbone x head
 
 Builds the network once with an unknown batch, runs a few warm-up batches, then times
 `--iterations` batches per batch size. Multiply-adds are computed from the graph's convolutions
-(output height * width * depth * kernel height * kernel width * input depth), which is where all
-but a negligible part of the work is (L2 norm, pooling, bias and ReLU are not counted).
+(output height * width * depth * kernel height * kernel width * input depth; depthwise ones
+output height * width * depth * kernel height * kernel width), which is where all but a
+negligible part of the work is (L2 norm, pooling, batch norm, bias and ReLU are not counted).
+Models whose architecture has no default-box preset for the backbone use boxes spread from 0.2
+to 0.95 (the MobileNet recipes').
 Prints a table; the last line is one JSON object.
 """
 
@@ -22,13 +28,17 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
-from utility import anchors  # noqa: E402
+from utility import config as config_lib  # noqa: E402
 from utility import hardware  # noqa: E402
 
 tf1 = tf.compat.v1
 
-flags.DEFINE_enum('architecture', 'ssd300', ['ssd300', 'ssd512'], 'Network to time.')
+flags.DEFINE_enum('architecture', 'ssd300', sorted(ssd_net.ARCHITECTURES), 'Network to time.')
+flags.DEFINE_string('backbone', '', "Backbone; '' = the architecture's own.")
+flags.DEFINE_float('width_multiplier', 1.0, 'Backbone width.')
+flags.DEFINE_bool('table', False, 'Only print parameters and multiply-adds of TABLE_MODELS.')
 flags.DEFINE_list('batch_sizes', ['1', '8'], 'Batch sizes to time.')
 flags.DEFINE_integer('warmup', 2, 'Untimed batches before timing each batch size.')
 flags.DEFINE_integer('iterations', 5, 'Timed batches per batch size.')
@@ -36,23 +46,28 @@ FLAGS = flags.FLAGS
 
 
 
-def conv_macs_per_image(graph, model_scope):
+def conv_macs_per_image(graph, model_scope, backbone='vgg16'):
   """Multiply-adds per image of every Conv2D under model_scope, split by part.
 
   Returns:
     dict part -> int ('backbone', 'extras', 'box_heads', 'class_heads') plus 'total'.
   """
-  macs = {part: 0 for part, scope in ssd_net.PARAMETER_PARTS if scope != 'conv4_3_norm'}
+  parts = ssd_net.parameter_parts(backbone)
+  macs = {part: 0 for part, scope in parts if scope != 'conv4_3_norm'}
   for op in graph.get_operations():
-    if op.type != 'Conv2D' or not op.name.startswith(model_scope + '/'):
+    if (op.type not in ('Conv2D', 'DepthwiseConv2dNative')
+        or not op.name.startswith(model_scope + '/')):
       continue
     kernel_h, kernel_w, in_depth, out_depth = op.inputs[1].shape.as_list()
     output_shape = op.outputs[0].shape.as_list()
     nhwc = op.get_attr('data_format') == b'NHWC'
     height, width = output_shape[1:3] if nhwc else output_shape[2:4]
-    count = height * width * out_depth * kernel_h * kernel_w * in_depth
+    if op.type == 'DepthwiseConv2dNative':  # out_depth is the channel multiplier
+      count = height * width * in_depth * out_depth * kernel_h * kernel_w
+    else:
+      count = height * width * out_depth * kernel_h * kernel_w * in_depth
     scope = op.name[len(model_scope) + 1:].split('/')[0]
-    part = next(p for p, s in ssd_net.PARAMETER_PARTS if s == scope)
+    part = next(p for p, s in parts if s == scope)
     macs[part] += count
   macs['total'] = sum(macs.values())
   return macs
@@ -71,26 +86,73 @@ def time_batches(session, images, outputs, batch_size):
   return batch_size / seconds_per_batch, seconds_per_batch
 
 
+# (architecture, backbone) pairs of --table: every backbone x head the project ships.
+TABLE_MODELS = (('ssd300', 'vgg16'), ('ssd512', 'vgg16'), ('ssd300', 'mobilenet_v1'),
+                ('ssd512', 'mobilenet_v1'), ('ssdlite', 'mobilenet_v2'),
+                ('ssdlite', 'mobilenet_v1'), ('ssd300', 'mobilenet_v2'))
+
+
+def model_config(architecture, backbone='', width_multiplier=1.0):
+  """ModelConfig of a model to time: the preset boxes where they fit, else 0.2 to 0.95."""
+  config = config_lib.ModelConfig(
+      architecture=architecture, backbone=backbone, width_multiplier=width_multiplier,
+      image_size=ssd_net.ARCHITECTURES[architecture].image_size,
+      extra_batch_norm=ssd_net.backbone_name(architecture, backbone) != 'vgg16')
+  try:
+    model_spec.anchor_layers(config)
+  except ValueError:
+    config = config_lib.ModelConfig(**dict(config.__dict__, anchor_min_scale=0.2,
+                                           anchor_max_scale=0.95))
+  return config
+
+
+def build(config):
+  """(graph, images placeholder, outputs, parameters, macs) of a model with random weights."""
+  graph = tf.Graph()
+  with graph.as_default():
+    tf1.set_random_seed(0)
+    size = config.image_size
+    images = tf1.placeholder(tf.float32, [None, size, size, 3])
+    net = model_spec.build_network(images, config, is_training=False)
+    backbone = model_spec.backbone(config).name
+    parameters = ssd_net.count_parameters(config.scope, backbone=backbone)['total']
+    macs = conv_macs_per_image(graph, config.scope, backbone)
+  return graph, images, [net['box_offsets'], net['class_logits']], parameters, macs
+
+
+def print_table():
+  print('%-10s %-14s %6s %12s %10s %9s' % ('head', 'backbone', 'input', 'parameters', 'GMAC/img',
+                                          'anchors'))
+  rows = []
+  for architecture, backbone in TABLE_MODELS:
+    config = model_config(architecture, backbone)
+    _, _, outputs, parameters, macs = build(config)
+    rows.append({'architecture': architecture, 'backbone': backbone,
+                 'image_size': config.image_size, 'parameters': parameters,
+                 'macs_per_image': macs['total'], 'num_anchors': int(outputs[0].shape[1])})
+    print('%-10s %-14s %6d %12d %10.3f %9d' % (architecture, backbone, config.image_size,
+                                              parameters, macs['total'] / 1e9,
+                                              rows[-1]['num_anchors']))
+  print(json.dumps({'models': rows}))
+
+
 def main(argv):
   del argv
+  if FLAGS.table:
+    print_table()
+    return
   architecture = FLAGS.architecture
-  size = ssd_net.ARCHITECTURES[architecture].image_size
-  with tf.Graph().as_default() as graph:
-    tf1.set_random_seed(0)
-    images = tf1.placeholder(tf.float32, [None, size, size, 3])
-    anchors_per_location = anchors.num_anchors_per_location(anchors.PRESETS[architecture][1])
-    net = ssd_net.build_ssd(images, architecture, 21, anchors_per_location)
-    outputs = [net['box_offsets'], net['class_logits']]
-    parameters = ssd_net.count_parameters(architecture)['total']
-    macs = conv_macs_per_image(graph, architecture)
-    results = {}
-    with tf1.Session() as session:
-      session.run(tf1.global_variables_initializer())
-      for batch_size in [int(b) for b in FLAGS.batch_sizes]:
-        results[batch_size] = time_batches(session, images, outputs, batch_size)
+  config = model_config(architecture, FLAGS.backbone, FLAGS.width_multiplier)
+  graph, images, outputs, parameters, macs = build(config)
+  results = {}
+  with graph.as_default(), tf1.Session() as session:
+    session.run(tf1.global_variables_initializer())
+    for batch_size in [int(b) for b in FLAGS.batch_sizes]:
+      results[batch_size] = time_batches(session, images, outputs, batch_size)
 
-  print('%s forward, NHWC, width 1.0, CPU (%d cores), %d timed batches after %d warm-up'
-        % (architecture, os.cpu_count(), FLAGS.iterations, FLAGS.warmup))
+  print('%s (%s) forward, NHWC, width %s, CPU (%d cores), %d timed batches after %d warm-up'
+        % (architecture, model_spec.backbone(config).name, FLAGS.width_multiplier,
+           os.cpu_count(), FLAGS.iterations, FLAGS.warmup))
   print('%-8s %14s %16s' % ('batch', 'images/s', 'seconds/batch'))
   for batch_size, (images_per_sec, seconds) in results.items():
     print('%-8d %14.2f %16.3f' % (batch_size, images_per_sec, seconds))
@@ -99,7 +161,8 @@ def main(argv):
   print('parameters: %d' % parameters)
   machine = hardware.describe()
   print('machine: %s' % hardware.describe_line(machine))
-  summary = {'architecture': architecture, 'data_format': 'NHWC', 'cpu_count': os.cpu_count(),
+  summary = {'architecture': architecture, 'backbone': model_spec.backbone(config).name,
+             'data_format': 'NHWC', 'cpu_count': os.cpu_count(),
              'macs_per_image': macs['total'], 'parameters': parameters, 'machine': machine}
   for batch_size, (images_per_sec, seconds) in results.items():
     summary['forward_images_per_sec_b%d' % batch_size] = round(images_per_sec, 3)

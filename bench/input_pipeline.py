@@ -191,7 +191,8 @@ def _augment_fn(ssd_config):
   def augment(example):
     return ssd_preprocessing.preprocess_for_train(
         example['image'], example['boxes'], example['labels'], example['difficult'],
-        mean_rgb=model_spec.IMAGE_MEAN_RGB, out_size=(model.image_size, model.image_size),
+        convention=model_spec.image_convention(model),
+        out_size=(model.image_size, model.image_size),
         use_difficult=input_config.use_difficult, photometric_config=photometric_config,
         geometric_config=geometric_config)
 
@@ -212,9 +213,11 @@ def stage_dataset(stage, file_pattern, ssd_config, batch_size):
     [batch_size] vectors, one _touch value per image.
   """
   if stage == 'batch':
-    return input_fn.train_dataset(file_pattern, ssd_config, batch_size)
+    return input_fn.train_dataset(file_pattern, ssd_config,
+                                  model_spec.model_inputs(ssd_config.model), batch_size)
   stage_fns = {'decode': lambda example: example, 'augment': _augment_fn(ssd_config),
-               'encode': input_fn.make_train_example_fn(ssd_config)}
+               'encode': input_fn.make_train_example_fn(
+                   ssd_config, model_spec.model_inputs(ssd_config.model))}
   if stage not in stage_fns:
     raise ValueError('Unknown stage %r; use one of %s.' % (stage, STAGES))
   stage_fn = stage_fns[stage]
@@ -528,7 +531,8 @@ def measure_numpy_baseline(file_pattern, ssd_config, batch_size, num_workers=2, 
   model = ssd_config.model
   anchors = anchor_lib.anchors_numpy(model_spec.anchor_layers(model), model.image_size,
                                      clip=model.clip_anchors)
-  job = (read_records(file_pattern, BASELINE_MAX_RECORDS), anchors, model_spec.IMAGE_MEAN_RGB,
+  mean_rgb = model_spec.image_convention(model).mean_rgb
+  job = (read_records(file_pattern, BASELINE_MAX_RECORDS), anchors, mean_rgb,
          (model.image_size, model.image_size), batch_size, ssd_config.input.max_boxes_per_image,
          num_images)
   # spawn, not fork: a child forked from a process whose TF or OpenCV thread pools hold a lock

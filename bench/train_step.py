@@ -32,6 +32,7 @@ from dataset import input_fn  # noqa: E402
 from dataset import make_synthetic_voc  # noqa: E402
 from net import kernel_support  # noqa: E402
 from net import model_fn  # noqa: E402
+from net import model_spec  # noqa: E402
 from utility import hardware  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
@@ -57,7 +58,9 @@ def _make_data(tmp_dir):
 def time_training(ssd_config, pattern, cached):
   """Images per second of the train op, with the batch cached in memory or streamed."""
   with tf.Graph().as_default():
-    dataset = input_fn.train_dataset(pattern, ssd_config, ssd_config.train.batch_size, seed=1)
+    dataset = input_fn.train_dataset(pattern, ssd_config,
+                                     model_spec.model_inputs(ssd_config.model),
+                                     ssd_config.train.batch_size, seed=1)
     if cached:
       dataset = dataset.take(1).cache().repeat()
     features, labels = tf1.data.make_one_shot_iterator(dataset).get_next()

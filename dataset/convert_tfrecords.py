@@ -49,6 +49,7 @@ from absl import logging
 
 from dataset import tfrecord_io
 from dataset import voc
+from utility import file_io
 from utility import labels as label_utils
 
 REENCODE_QUALITY = 95
@@ -367,11 +368,7 @@ def _publish(output_directory, temp_dir, shards_per_set):
 
 
 def _write_json_atomically(path, data):
-  temp = '%s.tmp-%d' % (path, os.getpid())
-  with open(temp, 'w', encoding='utf-8') as f:
-    json.dump(data, f, indent=2, ensure_ascii=False)
-    f.write('\n')
-  os.replace(temp, path)
+  file_io.atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + '\n', mode='w')
 
 
 def _plan(dataset_directory, train_specs, val_specs, seed, report):

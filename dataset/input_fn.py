@@ -21,9 +21,7 @@ import os
 import tensorflow as tf
 
 from dataset import tfrecord_io
-from net import model_spec
-from preprocessing import geometric
-from preprocessing import photometric
+from preprocessing import augmentation_ops
 from preprocessing import ssd_preprocessing
 from utility import target_assigner
 
@@ -56,12 +54,10 @@ def _pad_rows(tensor, max_rows):
   return tf.pad(tensor, padding)
 
 
-def _encode_targets(anchors, boxes, labels, difficult, num_boxes, model_config):
+def _encode_targets(model_inputs, boxes, labels, difficult, num_boxes):
   valid = target_assigner.non_difficult_mask(difficult, num_boxes)
-  return target_assigner.assign_targets(
-      anchors, boxes, labels, match_threshold=model_config.match_threshold,
-      unmatched_threshold=model_config.neg_threshold, variances=model_config.prior_variances,
-      gt_valid_mask=valid, bipartite=model_config.bipartite_matching)
+  return model_inputs.assigner.assign(tf.constant(model_inputs.anchors), boxes, labels,
+                                      gt_valid_mask=valid)
 
 
 def _ground_truth(boxes, labels, difficult, num_boxes, max_boxes):
@@ -70,51 +66,29 @@ def _ground_truth(boxes, labels, difficult, num_boxes, max_boxes):
           'num_boxes': tf.minimum(num_boxes, max_boxes)}
 
 
-def augmentation_configs(input_config):
-  """(PhotometricConfig, GeometricConfig) of the training augmentation for an InputConfig.
+augmentation_configs = ssd_preprocessing.augmentation_configs  # InputConfig -> configs
 
-  Raises:
-    ValueError: naming the flag, for settings the augmentation cannot take.
+
+def make_train_example_fn(ssd_config, model_inputs):
+  """(decoded example dict, seed or None) -> (features, labels) for one training image.
+
+  model_inputs: utility.model_inputs.ModelInputs (net.model_spec.model_inputs).
   """
-  try:
-    return _augmentation_configs(input_config)
-  except ValueError as error:
-    raise ValueError('Augmentation flags: %s' % error) from None
-
-
-def _augmentation_configs(input_config):
-  photometric_config = photometric.PhotometricConfig(
-      prob=input_config.photometric_probability,
-      hue_max_delta=input_config.hue_max_delta_degrees / 360.0,
-      channel_swap_prob=0.5 if input_config.channel_swap else 0.0)
-  geometric_config = geometric.GeometricConfig(
-      expand_prob=input_config.expand_probability,
-      max_expand_ratio=input_config.max_expand_ratio,
-      crop_min_ious=tuple(input_config.crop_min_ious),
-      crop_max_ious=tuple(input_config.crop_max_ious),
-      crop_whole_image=input_config.crop_whole_image,
-      crop_max_trials=input_config.crop_max_trials,
-      crop_min_scale=input_config.crop_min_scale, crop_max_scale=input_config.crop_max_scale,
-      crop_min_aspect_ratio=input_config.crop_min_aspect_ratio,
-      crop_max_aspect_ratio=input_config.crop_max_aspect_ratio)
-  return photometric_config, geometric_config
-
-
-def make_train_example_fn(ssd_config):
-  """(decoded example dict, seed or None) -> (features, labels) for one training image."""
-  model, input_config = ssd_config.model, ssd_config.input
-  size = (model.image_size, model.image_size)
+  input_config = ssd_config.input
+  size = (model_inputs.image_size, model_inputs.image_size)
   photometric_config, geometric_config = augmentation_configs(input_config)
+  extra_ops = augmentation_ops.resolve(input_config.extra_augmentations,
+                                       input_config.augmentation_options)
 
   def example_fn(example, seed=None):
     image, boxes, labels, num_boxes = ssd_preprocessing.preprocess_for_train(
         example['image'], example['boxes'], example['labels'], example['difficult'],
-        mean_rgb=model_spec.IMAGE_MEAN_RGB, out_size=size,
+        convention=model_inputs.convention, out_size=size,
         use_difficult=input_config.use_difficult, seed=seed,
-        photometric_config=photometric_config, geometric_config=geometric_config)
+        photometric_config=photometric_config, geometric_config=geometric_config,
+        extra_ops=extra_ops)
     difficult = tf.zeros_like(labels)  # dropped or, by the all-difficult rule, kept as targets
-    targets = _encode_targets(model_spec.generate_anchors(model), boxes, labels, difficult,
-                              num_boxes, model)
+    targets = _encode_targets(model_inputs, boxes, labels, difficult, num_boxes)
     label_dict = {'cls_targets': targets['cls_targets'], 'loc_targets': targets['loc_targets']}
     label_dict.update(_ground_truth(boxes, labels, difficult, num_boxes,
                                     input_config.max_boxes_per_image))
@@ -123,9 +97,10 @@ def make_train_example_fn(ssd_config):
   return _without_autograph(example_fn)
 
 
-def make_eval_example_fn(ssd_config):
+def make_eval_example_fn(ssd_config, model_inputs):
   """decoded example dict -> (features, labels) for one evaluation image."""
-  model, max_boxes = ssd_config.model, ssd_config.input.max_boxes_per_image
+  max_boxes = ssd_config.input.max_boxes_per_image
+  size = (model_inputs.image_size, model_inputs.image_size)
 
   def example_fn(example):
     check = tf.debugging.assert_less_equal(
@@ -133,10 +108,10 @@ def make_eval_example_fn(ssd_config):
         message='An eval image has more objects than --max_boxes_per_image; raise it.')
     with tf.control_dependencies([check]):
       num_boxes = tf.identity(example['num_boxes'])
-    image = ssd_preprocessing.preprocess_for_eval(
-        example['image'], (model.image_size, model.image_size), model_spec.IMAGE_MEAN_RGB)
-    targets = _encode_targets(model_spec.generate_anchors(model), example['boxes'],
-                              example['labels'], example['difficult'], num_boxes, model)
+    image = ssd_preprocessing.preprocess_for_eval(example['image'], size,
+                                                  model_inputs.convention)
+    targets = _encode_targets(model_inputs, example['boxes'], example['labels'],
+                              example['difficult'], num_boxes)
     features = {'image': image, 'filename': example['filename'], 'height': example['height'],
                 'width': example['width']}
     label_dict = {'cls_targets': targets['cls_targets'], 'loc_targets': targets['loc_targets']}
@@ -167,12 +142,14 @@ def _records(files, input_config, shuffle, seed):
       deterministic=not shuffle or seed is not None)
 
 
-def train_dataset(file_pattern, ssd_config, batch_size, input_context=None, seed=None):
+def train_dataset(file_pattern, ssd_config, model_inputs, batch_size, input_context=None,
+                  seed=None):
   """Infinite dataset of augmented training batches of `batch_size` (per replica).
 
   Args:
     file_pattern: glob of training shards.
     ssd_config: utility.config.SSDConfig.
+    model_inputs: utility.model_inputs.ModelInputs (net.model_spec.model_inputs).
     batch_size: images per batch produced by this pipeline.
     input_context: tf.distribute.InputContext; with several input pipelines (workers) each
       reads a disjoint share of the files (or of the records if there are fewer files).
@@ -188,7 +165,7 @@ def train_dataset(file_pattern, ssd_config, batch_size, input_context=None, seed
                         num_parallel_calls=_autotune(input_config.num_parallel_calls),
                         deterministic=seed is not None)
   dataset = dataset.filter(_without_autograph(lambda example: example['num_boxes'] > 0))
-  example_fn = make_train_example_fn(ssd_config)
+  example_fn = make_train_example_fn(ssd_config, model_inputs)
   if seed is not None:
     # One stateless seed [2] per image, independent of thread scheduling.
     seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
@@ -202,38 +179,39 @@ def train_dataset(file_pattern, ssd_config, batch_size, input_context=None, seed
   return dataset.prefetch(_autotune(input_config.prefetch_batches))
 
 
-def eval_dataset(file_pattern, ssd_config, batch_size):
+def eval_dataset(file_pattern, ssd_config, model_inputs, batch_size):
   """Every evaluation image exactly once, in file order; the last batch may be smaller."""
   files = list_shards(file_pattern)
   input_config = ssd_config.input
   dataset = _records(files, input_config, shuffle=False, seed=None)
   dataset = dataset.map(_without_autograph(tfrecord_io.decode_example),
                         num_parallel_calls=_autotune(input_config.num_parallel_calls))
-  dataset = dataset.map(make_eval_example_fn(ssd_config),
+  dataset = dataset.map(make_eval_example_fn(ssd_config, model_inputs),
                         num_parallel_calls=_autotune(input_config.num_parallel_calls))
   return dataset.batch(batch_size).prefetch(_autotune(input_config.prefetch_batches))
 
 
-def make_train_input_fn(file_pattern, ssd_config, seed=None):
+def make_train_input_fn(file_pattern, ssd_config, model_inputs, seed=None):
   """Estimator input_fn; under a distribution strategy it batches per replica."""
   global_batch = ssd_config.train.batch_size
 
   def input_fn(input_context=None):
     batch = (input_context.get_per_replica_batch_size(global_batch) if input_context
              else global_batch)
-    return train_dataset(file_pattern, ssd_config, batch, input_context, seed)
+    return train_dataset(file_pattern, ssd_config, model_inputs, batch, input_context, seed)
 
   return input_fn
 
 
-def make_eval_input_fn(file_pattern, ssd_config, batch_size):
+def make_eval_input_fn(file_pattern, ssd_config, model_inputs, batch_size):
   def input_fn():
-    return eval_dataset(file_pattern, ssd_config, batch_size)
+    return eval_dataset(file_pattern, ssd_config, model_inputs, batch_size)
 
   return input_fn
 
 
-def make_input_fns(data_dir, ssd_config, train_pattern='train-*', val_pattern='val-*'):
+def make_input_fns(data_dir, ssd_config, model_inputs, train_pattern='train-*',
+                   val_pattern='val-*'):
   """(train input_fn, eval input_fn or None) for shards under data_dir.
 
   The training glob must match (ValueError naming it otherwise); the eval input is None when
@@ -243,11 +221,35 @@ def make_input_fns(data_dir, ssd_config, train_pattern='train-*', val_pattern='v
   train_glob = os.path.join(data_dir, train_pattern)
   list_shards(train_glob)
   augmentation_configs(ssd_config.input)  # bad augmentation flags fail here, before any work
-  train_fn = make_train_input_fn(train_glob, ssd_config,
+  augmentation_ops.resolve(ssd_config.input.extra_augmentations,
+                           ssd_config.input.augmentation_options)
+  train_fn = make_train_input_fn(train_glob, ssd_config, model_inputs,
                                  seed=ssd_config.train.tf_random_seed or None)
   val_glob = os.path.join(data_dir, val_pattern)
   eval_fn = None
   if tf.io.gfile.glob(val_glob):
-    eval_fn = make_eval_input_fn(val_glob, ssd_config,
+    eval_fn = make_eval_input_fn(val_glob, ssd_config, model_inputs,
                                  batch_size=max(1, ssd_config.train.batch_size // 4))
   return train_fn, eval_fn
+
+
+def sample_training_batch(file_pattern, ssd_config, model_inputs, num_images, seed=None):
+  """Runs the training pipeline once (its own graph) and returns num_images samples.
+
+  Returns:
+    dict of numpy arrays: 'image' float32 [num_images, size, size, 3] as fed to the network
+    (in the backbone's convention), 'boxes' float32 [num_images, max_boxes, 4] normalized,
+    'labels' int64 [num_images, max_boxes], 'num_boxes' int32 [num_images].
+
+  Raises:
+    ValueError: if num_images < 1 or the pattern matches no file.
+  """
+  if num_images < 1:
+    raise ValueError('--num_images must be at least 1; got %d.' % num_images)
+  with tf.Graph().as_default():
+    dataset = train_dataset(file_pattern, ssd_config, model_inputs, num_images, seed=seed)
+    features, labels = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+    fetches = {'image': features['image'], 'boxes': labels['boxes'],
+               'labels': labels['labels'], 'num_boxes': labels['num_boxes']}
+    with tf.compat.v1.Session() as session:
+      return session.run(fetches)

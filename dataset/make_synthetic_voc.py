@@ -34,6 +34,7 @@ from absl import app
 from absl import flags
 
 from dataset import voc
+from utility import file_io
 from utility import labels as label_utils
 
 JPEG_QUALITY = 90
@@ -363,10 +364,7 @@ def annotation_xml(year_folder, filename, width, height, objects, seed):
 
 
 def _write_atomically(path, data):
-  temp = '%s.tmp-%d' % (path, os.getpid())
-  with open(temp, 'wb') as f:
-    f.write(data)
-  os.replace(temp, path)
+  file_io.atomic_write(path, data)
 
 
 def write_sample(task):

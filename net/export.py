@@ -25,18 +25,36 @@ same graph in-process (``build_serving_graph``), and the SavedModel is written i
 we name, which makes the atomic rename simple. The Estimator's export would add a timestamped
 sub-folder and a second graph-building path for the same result.
 
+TFLite (``export_ssd.py --tflite``, ``export_tflite``): ``<export_dir>/tflite/`` gets the
+network alone as ``ssd.tflite``, float32 'images' [1, image_size, image_size, 3] (resized and
+normalized, as ``decode_and_preprocess`` returns) in, raw 'box_offsets' [1, num_anchors, 4] and
+softmax 'class_scores' [1, num_anchors, num_classes] out, with ``anchors.npy`` and
+``postprocess.json`` beside it; ``utility/tflite_postprocess.py`` (numpy) decodes and runs the
+per-class NMS outside TFLite, giving the SavedModel's detections. The TFLite graph is always
+float32 NHWC (TFLite has no bfloat16 compute and its convolutions are NHWC), frozen from the
+checkpoint with ``tf.compat.v1.lite.TFLiteConverter.from_session``. Why not TFLite's own
+``TFLite_Detection_PostProcess`` op: it computes another detection output than the model's (no
+clipping of the decoded boxes and no dropping of boxes clipped to nothing, no bound on the box
+scale, a score equal to the threshold passes, ties in no fixed order, and by default one NMS
+over each anchor's best class), so the .tflite's detections would differ from the SavedModel's
+and eval_ssd.py's; and the converter takes that custom op only spliced into the graph by hand.
+
 Atomic output: the SavedModel is written into ``.tmp-<name>-XXXX/`` next to ``export_dir`` and
 renamed into place once complete, so ``export_dir`` is either absent, the previous export, or
 the complete new one; a failed export leaves nothing behind. An existing ``export_dir`` is only
-replaced with ``overwrite=True``. For TF Serving, export into a numbered version folder
+replaced with ``overwrite=True``. The ``tflite/`` folder is written inside the new SavedModel
+folder before the rename (each file through ``utility.file_io.atomic_write``), so it is part of
+the same all-or-nothing export. For TF Serving, export into a numbered version folder
 (``--export_dir=models/ssd/1``).
 """
 
 import dataclasses
+import io
 import os
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from net import model_fn as model_fn_lib
@@ -44,8 +62,10 @@ from net import model_spec
 from preprocessing import ssd_preprocessing
 from utility import boxes as box_lib
 from utility import checkpoint as checkpoint_lib
+from utility import config as config_lib
+from utility import file_io
 from utility import labels
-from utility import ssd_flags
+from utility import tflite_postprocess
 
 tf1 = tf.compat.v1
 
@@ -55,6 +75,7 @@ OUTPUT_KEYS = ('detection_boxes', 'detection_boxes_pixels', 'detection_classes',
                'detection_class_names', 'detection_scores', 'num_detections')
 # CPU serving: NHWC is the only layout the CPU kernels run (docs/RECIPE.md, "Network").
 SERVING_DATA_FORMAT = 'NHWC'
+TFLITE_SUBDIR = 'tflite'
 
 
 def serving_config(ssd_config, data_format=''):
@@ -66,7 +87,7 @@ def serving_config(ssd_config, data_format=''):
   changes = {'data_format': data_format or SERVING_DATA_FORMAT}
   if ssd_config.model.compute_dtype == 'auto':
     changes['compute_dtype'] = 'float32'
-  return ssd_flags.override_model(ssd_config, **changes)
+  return config_lib.override_model(ssd_config, **changes)
 
 
 def default_export_dir(model_dir):
@@ -81,7 +102,7 @@ def decode_and_preprocess(encoded_images, model_config):
     model_config: utility.config.ModelConfig (input size).
 
   Returns:
-    (images float32 [batch, image_size, image_size, 3] RGB minus the backbone mean,
+    (images float32 [batch, image_size, image_size, 3] in the backbone's image convention,
      heights int32 [batch], widths int32 [batch]: each original image's size).
   """
   size = model_config.image_size
@@ -90,7 +111,8 @@ def decode_and_preprocess(encoded_images, model_config):
     # expand_animations=False: a GIF gives its first frame, so every image is [h, w, 3].
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
-    return (ssd_preprocessing.preprocess_for_eval(image, (size, size), model_spec.IMAGE_MEAN_RGB),
+    return (ssd_preprocessing.preprocess_for_eval(image, (size, size),
+                                                 model_spec.image_convention(model_config)),
             tf.shape(image)[:2])
 
   # Graph ops only: no AutoGraph rewriting of the preprocessing.
@@ -171,6 +193,103 @@ def _write_saved_model(ssd_config, checkpoint_path, path):
       builder.save()
 
 
+def tflite_config(ssd_config):
+  """The settings of the TFLite graph: float32 NHWC whatever trained or serves the model.
+
+  TFLite has no bfloat16 compute and runs convolutions NHWC; the variables are float32 and
+  load in either layout, so neither choice changes the weights. NHWC float32 runs on every CPU,
+  so nothing needs probing here (net/kernel_support.py).
+  """
+  return config_lib.override_model(ssd_config, compute_dtype='float32', data_format='NHWC')
+
+
+def build_tflite_network(images, model_config):
+  """The network of the .tflite: raw box offsets and softmax class scores.
+
+  Args:
+    images: float32 [batch, image_size, image_size, 3] in image_convention(model_config).
+    model_config: utility.config.ModelConfig with compute_dtype float32 (tflite_config).
+
+  Returns:
+    dict 'box_offsets' float32 [batch, num_anchors, 4] (t_cy, t_cx, t_h, t_w) and
+    'class_scores' float32 [batch, num_anchors, num_classes] softmax, 0 = background; the
+    tensors are named as the keys (the names of the .tflite outputs).
+  """
+  outputs = model_spec.build_network(images, model_config, is_training=False)
+  box_name, score_name = tflite_postprocess.OUTPUT_NAMES
+  return {box_name: tf.identity(outputs['box_offsets'], name=box_name),
+          score_name: tf.identity(tf.nn.softmax(outputs['class_logits'], axis=-1),
+                                  name=score_name)}
+
+
+def _convert_to_tflite(model_config, checkpoint_path):
+  """bytes of the .tflite: the network frozen with the checkpoint's weights, float32."""
+  size = model_config.image_size
+  with tf.Graph().as_default():
+    images = tf1.placeholder(tf.float32, [1, size, size, 3], name=tflite_postprocess.INPUT_NAME)
+    outputs = build_tflite_network(images, model_config)
+    with tf1.Session() as session:
+      restore_variables(session, checkpoint_path)
+      # The converter freezes the variables, then optimizes the frozen graph together with the
+      # graph's collections, whose variables name initializers the frozen graph no longer has
+      # (Grappler logs an error line for them). Nothing else reads the collections now.
+      for key in session.graph.get_all_collection_keys():
+        session.graph.clear_collection(key)
+      converter = tf1.lite.TFLiteConverter.from_session(
+          session, [images], [outputs[name] for name in tflite_postprocess.OUTPUT_NAMES])
+      return converter.convert()
+
+
+def tflite_settings(ssd_config):
+  """utility.tflite_postprocess.Settings of a model: its input and detection output."""
+  model, post = ssd_config.model, ssd_config.postprocess
+  convention = model_spec.image_convention(model)
+  return tflite_postprocess.Settings(
+      image_size=model.image_size, mean_rgb=tuple(convention.mean_rgb),
+      std_rgb=tuple(convention.std_rgb), channel_order=convention.channel_order,
+      class_names=tuple(model.class_names), prior_variances=tuple(model.prior_variances),
+      score_threshold=post.score_threshold, pre_nms_top_k=post.pre_nms_top_k,
+      nms_iou_threshold=post.nms_iou_threshold,
+      max_detections_per_class=post.max_detections_per_class,
+      max_detections_per_image=post.max_detections_per_image)
+
+
+def export_tflite(ssd_config, checkpoint_path, output_dir):
+  """Writes ssd.tflite, anchors.npy and postprocess.json of a checkpoint into output_dir.
+
+  Each file is written atomically; the .tflite last, so a folder holding it holds the others.
+
+  Args:
+    ssd_config: utility.config.SSDConfig of the trained model (tflite_config is applied here).
+    checkpoint_path: checkpoint prefix to export.
+    output_dir: folder to write (created if needed).
+
+  Returns:
+    The path of the .tflite.
+
+  Raises:
+    ValueError: the checkpoint does not hold the model, or its box coder is not the SSD
+      center_size coding the numpy post-processing decodes.
+  """
+  ssd_config = tflite_config(ssd_config)
+  if ssd_config.model.box_coder != 'center_size':
+    raise ValueError('--tflite decodes boxes with the center_size box coder only; this model '
+                     'uses --box_coder=%s: export it without --tflite.'
+                     % ssd_config.model.box_coder)
+  model_bytes = _convert_to_tflite(ssd_config.model, checkpoint_path)
+  with tf.Graph().as_default(), tf1.Session() as session:
+    anchors = session.run(model_spec.generate_anchors(ssd_config.model))
+  buffer = io.BytesIO()
+  np.save(buffer, anchors.astype(np.float32))
+  file_io.atomic_write(os.path.join(output_dir, tflite_postprocess.ANCHORS_FILENAME),
+                       buffer.getvalue())
+  file_io.atomic_write(os.path.join(output_dir, tflite_postprocess.SETTINGS_FILENAME),
+                       tflite_settings(ssd_config).to_json(), mode='w')
+  path = os.path.join(output_dir, tflite_postprocess.TFLITE_FILENAME)
+  file_io.atomic_write(path, model_bytes)
+  return path
+
+
 def _move_into_place(new_dir, export_dir, scratch_dir):
   """Renames new_dir to export_dir, swapping out an existing export_dir (restored on failure)."""
   previous = None
@@ -185,7 +304,7 @@ def _move_into_place(new_dir, export_dir, scratch_dir):
     raise
 
 
-def export_saved_model(ssd_config, checkpoint_path, export_dir, overwrite=False):
+def export_saved_model(ssd_config, checkpoint_path, export_dir, overwrite=False, tflite=False):
   """Writes the serving SavedModel of a checkpoint into export_dir, atomically.
 
   Args:
@@ -193,6 +312,7 @@ def export_saved_model(ssd_config, checkpoint_path, export_dir, overwrite=False)
     checkpoint_path: checkpoint prefix to export.
     export_dir: the SavedModel folder to create.
     overwrite: replace an existing export_dir.
+    tflite: also write the TFLite export into export_dir/tflite (export_tflite).
 
   Returns:
     export_dir.
@@ -211,6 +331,8 @@ def export_saved_model(ssd_config, checkpoint_path, export_dir, overwrite=False)
   try:
     new_dir = os.path.join(scratch_dir, 'saved_model')  # the Builder wants a fresh folder
     _write_saved_model(ssd_config, checkpoint_path, new_dir)
+    if tflite:
+      export_tflite(ssd_config, checkpoint_path, os.path.join(new_dir, TFLITE_SUBDIR))
     _move_into_place(new_dir, export_dir, scratch_dir)
   finally:
     shutil.rmtree(scratch_dir, ignore_errors=True)

@@ -56,6 +56,11 @@ def _probe_graph(data_format, compute_dtype, with_gradients):
   net = layers.conv2d(net, 8, 3, 'atrous', dilation=2, data_format=data_format)
   net = layers.conv2d(net, 8, 3, 'strided', stride=2, padding=1, data_format=data_format)
   net = layers.l2_normalization(net, 20.0, data_format)
+  # MobileNet / SSDLite: depthwise convolutions, strided and not, with batch norm and ReLU6.
+  net = layers.depthwise_conv2d(net, 3, 'depthwise', data_format=data_format,
+                                is_training=with_gradients)
+  net = layers.depthwise_conv2d(net, 3, 'depthwise_strided', stride=2, data_format=data_format,
+                                is_training=with_gradients)
   loss = tf.reduce_sum(tf.cast(net, tf.float32))
   if not with_gradients:
     return loss

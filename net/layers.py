@@ -138,6 +138,49 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
     return activation(outputs) if activation is not None else outputs
 
 
+def depthwise_conv2d(inputs, kernel_size, scope, stride=1, padding='SAME', data_format='NHWC',
+                     activation=tf.nn.relu6, batch_norm=True, is_training=False):
+  """Depthwise convolution (one k x k filter per channel) + batch norm or bias + activation.
+
+  The depthwise half of a depthwise-separable convolution (MobileNet, SSDLite); the pointwise
+  half is conv2d with kernel_size 1. Variables: ``<scope>/depthwise_weights`` [k, k, depth, 1]
+  and ``<scope>/BatchNorm/...`` (or ``<scope>/biases``).
+
+  Args:
+    inputs: float [batch, height, width, depth] (NHWC) or [batch, depth, height, width] (NCHW),
+      depth static.
+    kernel_size: int, square kernel side.
+    scope: variable scope name.
+    stride: int, spatial stride.
+    padding: 'SAME', 'VALID', or an int number of zero pixels on every spatial side.
+    data_format: 'NHWC' or 'NCHW' (NCHW needs a GPU or oneDNN, net/kernel_support.py).
+    activation: function applied last, or None.
+    batch_norm: batch norm instead of a bias.
+    is_training: Python bool, batch norm mode.
+
+  Returns:
+    tensor in data_format with the input's depth.
+  """
+  check_data_format(data_format)
+  depth = inputs.shape[channel_axis(data_format)]
+  if depth is None:
+    raise ValueError('depthwise_conv2d %s needs a static input depth, got shape %s.'
+                     % (scope, inputs.shape))
+  with tf1.variable_scope(scope):
+    kernel = _model_variable('depthwise_weights', [kernel_size, kernel_size, int(depth), 1], None)
+    kernel = tf.cast(kernel, inputs.dtype)
+    padded, conv_padding = _explicit_padding(inputs, padding, data_format)
+    strides = [1, stride, stride, 1] if data_format == 'NHWC' else [1, 1, stride, stride]
+    outputs = tf.nn.depthwise_conv2d(padded, kernel, strides=strides, padding=conv_padding,
+                                     data_format=data_format)
+    if batch_norm:
+      outputs = batch_normalization(outputs, data_format, is_training)
+    else:
+      biases = _model_variable('biases', [int(depth)], tf1.zeros_initializer())
+      outputs = tf.nn.bias_add(outputs, tf.cast(biases, outputs.dtype), data_format=data_format)
+    return activation(outputs) if activation is not None else outputs
+
+
 def _atrous_padding(kernel_size, rate, padding):
   """(before, after) zero pixels of one spatial side for a dilated 'SAME'/'VALID'/int padding."""
   if isinstance(padding, str):

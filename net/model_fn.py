@@ -19,7 +19,6 @@ from net import hooks
 from net import losses
 from net import model_spec
 from net import train_ops
-from utility import box_coder
 from utility import boxes as box_lib
 from utility import checkpoint
 from utility import nms
@@ -30,19 +29,19 @@ ModeKeys = tf.estimator.ModeKeys
 NAN_LOSS_MESSAGE = 'SSD loss is NaN or Inf'
 
 
-def make_model_fn(ssd_config, voc_accumulator=None):
+def make_model_fn(ssd_config, evaluator=None):
   """Returns model_fn(features, labels, mode, config) for tf.estimator.Estimator.
 
   Args:
     ssd_config: utility.config.SSDConfig.
-    voc_accumulator: optional detection_eval.VocDetectionAccumulator used in EVAL mode (so a
-      caller can read per-class results and have result files written); one is made per
-      evaluation otherwise.
+    evaluator: optional net.detection_eval.DetectionEvaluator used in EVAL mode (so a caller
+      can read its results and have result files written); otherwise the one named by
+      postprocess.eval_metric is made per evaluation.
   """
-  return functools.partial(ssd_model_fn, ssd_config=ssd_config, voc_accumulator=voc_accumulator)
+  return functools.partial(ssd_model_fn, ssd_config=ssd_config, evaluator=evaluator)
 
 
-def ssd_model_fn(features, labels, mode, config, ssd_config, voc_accumulator=None):
+def ssd_model_fn(features, labels, mode, config, ssd_config, evaluator=None):
   """tf.estimator model_fn for SSD; `config` is the Estimator's RunConfig."""
   is_training = mode == ModeKeys.TRAIN
   outputs = model_spec.build_network(features['image'], ssd_config.model, is_training,
@@ -58,9 +57,9 @@ def ssd_model_fn(features, labels, mode, config, ssd_config, voc_accumulator=Non
   loss_terms = _build_losses(outputs, labels, ssd_config)
   if mode == ModeKeys.EVAL:
     detections = _build_detections(outputs, anchors, ssd_config)
-    accumulator = voc_accumulator or detection_eval.VocDetectionAccumulator(
-        ssd_config.model.class_names)
-    metrics = detection_eval.voc_metric_ops(accumulator, features, labels, detections)
+    evaluator = evaluator or detection_eval.make(ssd_config.postprocess.eval_metric,
+                                                 ssd_config.model.class_names)
+    metrics = detection_eval.metric_ops(evaluator, features, labels, detections)
     metrics.update(_build_loss_metrics(loss_terms))
     return tf.estimator.EstimatorSpec(mode, loss=loss_terms['total_loss'],
                                       eval_metric_ops=metrics)
@@ -130,7 +129,7 @@ def _build_losses(outputs, labels, ssd_config):
 def _build_detections(outputs, anchors, ssd_config):
   """Softmax, box decoding and per-class NMS (docs/RECIPE.md, "Detection output")."""
   post = ssd_config.postprocess
-  boxes = box_coder.decode(outputs['box_offsets'], anchors, ssd_config.model.prior_variances)
+  boxes = model_spec.coder(ssd_config.model).decode(outputs['box_offsets'], anchors)
   boxes = tf.clip_by_value(boxes, 0.0, 1.0)
   # A box clipped to nothing (entirely outside the image) covers no pixel: never output it.
   has_area = tf.cast(box_lib.area(boxes) > 0.0, tf.float32)
@@ -184,23 +183,22 @@ def _build_train_summaries(loss_terms, learning_rate, features, labels, ssd_conf
   # Caffe): they add no loss, so a large fraction means wasted steps.
   tf1.summary.scalar('images_without_objects', tf.reduce_mean(
       tf.cast(tf.equal(labels['num_boxes'], 0), tf.float32)))
-  # A few augmented training images with their ground truth (mean added back, [0, 1] range).
-  images = (features['image'][:3] + tf.constant(model_spec.IMAGE_MEAN_RGB)) / 255.0
+  # A few augmented training images with their ground truth (back to RGB, [0, 1] range).
+  convention = model_spec.image_convention(ssd_config.model)
+  images = convention.to_rgb_pixels(features['image'][:3]) / 255.0
   boxes = labels['boxes'][:3]
   tf1.summary.image('training_images', tf.image.draw_bounding_boxes(
       tf.clip_by_value(images, 0.0, 1.0), boxes, colors=[[0.0, 1.0, 0.0, 1.0]]), max_outputs=3)
 
 
 def _build_scaffold(ssd_config, model_dir):
-  """Loads the ImageNet backbone on a fresh start only; a checkpoint in model_dir wins."""
+  """Loads the backbone's pretrained weights (its own loader: slim VGG16 checkpoint, Keras .h5
+  MobileNet weights) on a fresh start only; a checkpoint in model_dir wins."""
   train = ssd_config.train
   if not train.checkpoint_path or checkpoint.model_dir_has_checkpoint(model_dir):
     return None
-  init_fn = checkpoint.vgg_init_fn(
-      train.checkpoint_path, ssd_config.model.scope,
-      width_multiplier=ssd_config.model.width_multiplier,
-      checkpoint_model_scope=train.checkpoint_model_scope,
-      exclude_scopes=train.checkpoint_exclude_scopes)
+  init_fn = model_spec.backbone(ssd_config.model).init_from_checkpoint(
+      train.checkpoint_path, ssd_config.model.scope, ssd_config.model, train)
   return tf1.train.Scaffold(init_fn=init_fn)
 
 

@@ -10,9 +10,22 @@ linearly over the network's feature maps (paper eq. 4), which is what a custom i
 small quick model needs.
 """
 
+from net import backbones
 from net import ssd_net
-from net import vgg
 from utility import anchors as anchor_lib
+from utility import box_coder
+from utility import model_inputs as model_inputs_lib
+from utility import target_assigner
+
+
+def backbone(model_config):
+  """The net.backbones.Backbone the config runs (--backbone, or the architecture's own)."""
+  return backbones.get(ssd_net.backbone_name(model_config.architecture, model_config.backbone))
+
+
+def image_convention(model_config):
+  """utility.image_convention.ImageConvention of the model's input (its backbone's)."""
+  return backbone(model_config).convention
 
 
 def anchor_layers(model_config):
@@ -21,7 +34,8 @@ def anchor_layers(model_config):
   Raises:
     ValueError: if the preset does not fit the network's feature maps at this image size.
   """
-  sizes = ssd_net.feature_map_sizes(model_config.architecture, model_config.image_size)
+  sizes = ssd_net.feature_map_sizes(model_config.architecture, model_config.image_size,
+                                    model_config.backbone, model_config.extra_layer_padding)
   if model_config.anchor_min_scale > 0:
     return anchor_lib.scaled_layers(sizes, model_config.image_size,
                                     min_scale=model_config.anchor_min_scale,
@@ -72,7 +86,7 @@ def build_network(images, model_config, is_training, weight_init='xavier'):
   """Builds the SSD network for a ModelConfig.
 
   Args:
-    images: float32 [batch, image_size, image_size, 3], RGB minus vgg.IMAGE_MEAN_RGB.
+    images: float32 [batch, image_size, image_size, 3] in image_convention(model_config).
     model_config: utility.config.ModelConfig.
     is_training: Python bool (batch norm mode).
     weight_init: initializer of fresh kernels (TrainConfig.weight_init).
@@ -94,7 +108,20 @@ def build_network(images, model_config, is_training, weight_init='xavier'):
       extra_batch_norm=model_config.extra_batch_norm, is_training=is_training,
       model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm,
       compute_dtype=model_config.compute_dtype,
-      extra_layer_padding=model_config.extra_layer_padding, weight_init=weight_init)
+      extra_layer_padding=model_config.extra_layer_padding, weight_init=weight_init,
+      backbone=model_config.backbone)
 
 
-IMAGE_MEAN_RGB = vgg.IMAGE_MEAN_RGB  # the backbone's convention, re-exported for the pipeline
+def coder(model_config):
+  """The box coder of the settings (--box_coder): training targets and detections share it."""
+  return box_coder.from_config(model_config)
+
+
+def model_inputs(model_config):
+  """utility.model_inputs.ModelInputs for the input pipeline: size, the backbone's image
+  convention, the default boxes (numpy) and the target assigner of the settings."""
+  return model_inputs_lib.ModelInputs(
+      image_size=model_config.image_size, convention=image_convention(model_config),
+      anchors=anchor_lib.anchors_numpy(anchor_layers(model_config), model_config.image_size,
+                                       clip=model_config.clip_anchors),
+      assigner=target_assigner.from_config(model_config))

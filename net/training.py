@@ -9,14 +9,10 @@ import tensorflow as tf
 from absl import logging
 
 from net import kernel_support
-from net import layers
 from net import model_fn as model_fn_lib
-from net import model_spec
 from net import run_config as run_config_lib
-from net import ssd_net
+from net import validation
 from utility import config as config_lib
-from utility import matcher
-from utility import ssd_flags
 
 NAN_CAUSES = ('Likely causes: a learning rate too high for this batch size or model (lower '
               '--learning_rate or lengthen --warmup_steps), training from scratch without '
@@ -28,40 +24,7 @@ class TrainingDiverged(RuntimeError):
   """The loss became NaN or Inf; the message names the step and likely causes."""
 
 
-def validate(ssd_config):
-  """Raises ValueError with a fix for inconsistent settings (checked before any work)."""
-  train = ssd_config.train
-  if len(train.lr_decay_factors) != len(train.decay_boundaries) + 1:
-    raise ValueError('--lr_decay_factors needs one more value than --decay_boundaries (%d vs '
-                     '%d).' % (len(train.lr_decay_factors), len(train.decay_boundaries)))
-  if list(train.decay_boundaries) != sorted(train.decay_boundaries):
-    raise ValueError('--decay_boundaries must increase, got %s.' % (train.decay_boundaries,))
-  if train.batch_size < 1 or train.max_number_of_steps < 1:
-    raise ValueError('--batch_size and --max_number_of_steps must be >= 1.')
-  model = ssd_config.model
-  if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
-    raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'
-                     % (model.neg_threshold, model.match_threshold))
-  if model.extra_layer_padding not in ssd_net.EXTRA_LAYER_PADDINGS:
-    raise ValueError('--extra_layer_padding must be one of %s, got %r.'
-                     % (', '.join(ssd_net.EXTRA_LAYER_PADDINGS), model.extra_layer_padding))
-  layers.kernel_initializer(train.weight_init)  # raises naming --weight_init
-  if model.bipartite_matching not in matcher.BIPARTITE_MODES:
-    raise ValueError('--bipartite_matching must be one of %s, got %r.'
-                     % (', '.join(matcher.BIPARTITE_MODES), model.bipartite_matching))
-  if train.checkpoint_path and model.width_multiplier != 1.0:
-    raise ValueError('--checkpoint_path (ImageNet VGG16) needs --width_multiplier=1.0, got %s.'
-                     % model.width_multiplier)
-  if train.checkpoint_path and model.backbone_batch_norm:
-    raise ValueError('--checkpoint_path (ImageNet VGG16) has no batch norm: drop '
-                     '--backbone_batch_norm.')
-  if model.data_format not in ('NHWC', 'NCHW'):
-    raise ValueError("--data_format must be NHWC/channels_last or NCHW/channels_first, got %r."
-                     % model.data_format)
-  if model.compute_dtype not in kernel_support.COMPUTE_DTYPES:
-    raise ValueError('--compute_dtype must be one of %s, got %r.'
-                     % (', '.join(kernel_support.COMPUTE_DTYPES), model.compute_dtype))
-  model_spec.anchor_layers(model)  # raises for an architecture / image size / anchor mismatch
+validate = validation.validate  # kept for callers of training.validate
 
 
 # Model settings that change how the network runs, not its variables or its outputs beyond
@@ -87,7 +50,7 @@ def check_resumable(ssd_config, model_dir):
 
 
 def _as_flag(name, value):
-  name = ssd_flags.flag_name(name)
+  name = config_lib.flag_name(name)
   if isinstance(value, bool):
     return '--%s%s' % ('' if value else 'no', name)
   if isinstance(value, tuple):

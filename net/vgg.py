@@ -10,25 +10,35 @@ norm, no dropout (reference).
 Variable names are TF-slim's ``vgg_16/conv1/conv1_1/weights`` ... ``vgg_16/fc7/biases`` below the
 caller's scope, so slim's ImageNet ``vgg_16.ckpt`` maps by prefix (see utility/checkpoint.py).
 
+As an SSD backbone (``BACKBONE``, net/backbones.py) its sources are conv4_3 after the ParseNet
+L2 normalization (scale ``<model_scope>/conv4_3_norm/scale``, initialised to 20) and fc7.
+
 Image convention of the backbone weights
 ----------------------------------------
 The pretrained weights are TF-slim's ``vgg_16.ckpt``: RGB channel order, pixel values in
 [0, 255] minus the per-channel ImageNet mean ``IMAGE_MEAN_RGB``, no division by a standard
-deviation. This module is the one place that decides it: training, evaluation, export and the
-demo all call ``subtract_image_mean`` (or read ``IMAGE_MEAN_RGB`` / ``CHANNEL_ORDER``, e.g. for the
-zoom-out fill colour) from here rather than repeating the numbers.
+deviation (``CONVENTION``). Training, evaluation, export and the demo take it from
+``BACKBONE.convention``.
 """
+
+import collections
 
 import tensorflow as tf
 
+from net import backbones
 from net import layers
+from utility import checkpoint
+from utility import image_convention
 
 tf1 = tf.compat.v1
 
-CHANNEL_ORDER = 'RGB'
-IMAGE_MEAN_RGB = (123.68, 116.78, 103.94)
+IMAGE_MEAN_RGB = (123.68, 116.78, 103.94)  # slim vgg_preprocessing _R_MEAN, _G_MEAN, _B_MEAN
+CONVENTION = image_convention.ImageConvention(mean_rgb=IMAGE_MEAN_RGB, channel_order='rgb')
 
 BACKBONE_SCOPE = 'vgg_16'
+
+# ParseNet scale for conv4_3 (SSD paper section 3.1, Caffe `Normalize` scale_filler 20).
+CONV4_3_NORM_SCALE_INIT = 20.0
 
 # (block name, number of 3x3 convolutions, depth at width 1.0): VGG16 configuration D.
 _CONV_BLOCKS = (('conv1', 2, 64), ('conv2', 2, 128), ('conv3', 3, 256), ('conv4', 3, 512),
@@ -36,18 +46,6 @@ _CONV_BLOCKS = (('conv1', 2, 64), ('conv2', 2, 128), ('conv3', 3, 256), ('conv4'
 _FC_DEPTH = 1024       # fc6 and fc7 after the reduction 4096 -> 1024 (every 4th filter).
 _FC6_DILATION = 6      # 7x7 fc6 decimated to 3x3 by taking every 3rd tap: dilation 3 * 2 = 6.
 _MIN_DEPTH = 8
-
-
-def subtract_image_mean(images_rgb):
-  """Maps RGB pixel values in [0, 255] to the backbone's input convention.
-
-  Args:
-    images_rgb: float32 [..., 3] RGB images with values in [0, 255].
-
-  Returns:
-    float32 [..., 3]: images minus IMAGE_MEAN_RGB (no scaling, channel order unchanged).
-  """
-  return tf.cast(images_rgb, tf.float32) - tf.constant(IMAGE_MEAN_RGB, tf.float32)
 
 
 def scaled_depth(depth, width_multiplier):
@@ -105,3 +103,31 @@ def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_traini
                         batch_norm=batch_norm, is_training=is_training)
     end_points['fc7'] = net
   return end_points
+
+
+def build_sources(images, options):
+  """The SSD sources of VGG16: OrderedDict 'conv4_3' (L2-normalized, stride 8), 'fc7' (16).
+
+  Args:
+    images: [batch, size, size, 3] in CONVENTION and options.data_format.
+    options: net.backbones.BuildOptions.
+  """
+  end_points = vgg16_reduced_fc(images, options.data_format, options.width_multiplier,
+                                options.is_training, batch_norm=options.batch_norm)
+  conv4_3 = layers.l2_normalization(end_points['conv4_3'], CONV4_3_NORM_SCALE_INIT,
+                                    options.data_format, scope='conv4_3_norm')
+  return collections.OrderedDict([('conv4_3', conv4_3), ('fc7', end_points['fc7'])])
+
+
+def init_from_checkpoint(checkpoint_path, model_scope, model_config, train_config):
+  """Scaffold init_fn loading slim vgg_16.ckpt (full fc, decimated) or a reduced copy."""
+  return checkpoint.vgg_init_fn(
+      checkpoint_path, model_scope, width_multiplier=model_config.width_multiplier,
+      checkpoint_model_scope=train_config.checkpoint_model_scope,
+      exclude_scopes=train_config.checkpoint_exclude_scopes)
+
+
+BACKBONE = backbones.Backbone(
+    name='vgg16', scope=BACKBONE_SCOPE, convention=CONVENTION, build=build_sources,
+    init_from_checkpoint=init_from_checkpoint, activation=tf.nn.relu,
+    extra_scopes=(('l2norm', 'conv4_3_norm'),))

@@ -62,6 +62,9 @@ class PhotometricConfig:
         raise ValueError('PhotometricConfig.%s must be in [0, 1]; got %r.'
                          % (name, getattr(self, name)))
     for name in ('contrast_range', 'saturation_range'):
+      if len(getattr(self, name)) != 2:
+        raise ValueError('PhotometricConfig.%s must be (lower, upper); got %r.'
+                         % (name, getattr(self, name)))
       lower, upper = getattr(self, name)
       if not 0.0 <= lower <= upper:
         raise ValueError('PhotometricConfig.%s must be (lower, upper) with 0 <= lower <= upper; '

@@ -44,23 +44,13 @@ not reproducible). A Python int is a constant seed: the same draw for every imag
 
 import tensorflow as tf
 
+from preprocessing import augmentation_ops
 from preprocessing import geometric
 from preprocessing import photometric
 from utility import boxes as boxes_lib
+from utility import image_convention
 
-CHANNEL_ORDERS = ('rgb', 'bgr')
-
-
-def _normalize(image, mean_rgb, channel_order):
-  """float32 [h, w, 3] RGB 0-255 -> mean subtracted, in the backbone's channel order."""
-  if channel_order not in CHANNEL_ORDERS:
-    raise ValueError('channel_order must be one of %s; got %r.' % (CHANNEL_ORDERS, channel_order))
-  # Subtract a [width * 3] row: broadcasting a [3] vector over [h, w, 3] is ~5x slower on CPU.
-  shape = tf.shape(image)
-  rows = tf.reshape(image, [shape[0], shape[1] * 3])
-  rows -= tf.tile(geometric.rgb_constant(mean_rgb), [shape[1]])
-  image = tf.reshape(rows, shape)
-  return photometric.swap_channels(image, [2, 1, 0]) if channel_order == 'bgr' else image
+CHANNEL_ORDERS = image_convention.CHANNEL_ORDERS
 
 
 def drop_difficult_objects(boxes, labels, difficult):
@@ -103,20 +93,19 @@ def sample_augmentation_params(image_size, boxes, seed=None,
   return params
 
 
-def apply_augmentation(image, boxes, labels, params, mean_rgb, out_size=(300, 300),
-                       channel_order='rgb'):
+def apply_augmentation(image, boxes, labels, params, convention, out_size=(300, 300)):
   """The fast path: one resampling, colour distortion on the output (module docstring).
 
   Args:
     image: uint8 (or float32 0-255) [height, width, 3] RGB.
     boxes: float32 [num_boxes, 4] normalized; labels: [num_boxes] aligned with boxes.
     params: dict from sample_augmentation_params for this image and these boxes.
-    mean_rgb: the backbone's 3 mean values; also the canvas colour.
+    convention: the backbone's utility.image_convention.ImageConvention; its mean is also the
+      canvas colour.
     out_size: (out_height, out_width).
-    channel_order: 'rgb' or 'bgr', the backbone's.
 
   Returns:
-    (image float32 [out_height, out_width, 3] mean subtracted, boxes float32 [num_kept, 4]
+    (image float32 [out_height, out_width, 3] in the convention, boxes float32 [num_kept, 4]
     normalized to the output, labels [num_kept]).
   """
   # The same boxes as expand + crop + flip, in one change of frame to the window.
@@ -128,15 +117,14 @@ def apply_augmentation(image, boxes, labels, params, mean_rgb, out_size=(300, 30
   rect = geometric.crop_rect_in_image(params['expand_offset'], params['crop_rect'])
   pixels, paddings = geometric.crop_and_resize_rect(image, rect, out_size, params['flip'])
   # Only pixels from the image are distorted (the recipe distorts before expanding), and the
-  # canvas is 0 = the mean colour after mean subtraction.
-  pixels = _normalize(photometric.distort_color(pixels, params), mean_rgb, channel_order)
+  # canvas is 0 = the mean colour after normalisation.
+  pixels = convention.normalize(photometric.distort_color(pixels, params))
   out_image = tf.pad(pixels, paddings)
   out_image.set_shape([out_size[0], out_size[1], 3])
   return out_image, out_boxes, tf.boolean_mask(labels, params['crop_keep'])
 
 
-def ssd_preprocess_reference(image, boxes, labels, params, mean_rgb, out_size=(300, 300),
-                             channel_order='rgb'):
+def ssd_preprocess_reference(image, boxes, labels, params, convention, out_size=(300, 300)):
   """The recipe step by step, materialising the full image and canvas (same args as the fast path).
 
   Photometric distortion of the full image -> expand -> crop -> flip -> resize -> mean
@@ -144,20 +132,21 @@ def ssd_preprocess_reference(image, boxes, labels, params, mean_rgb, out_size=(3
   """
   image = photometric.distort_color(tf.cast(image, tf.float32), params)
   image, boxes = geometric.apply_expand(image, boxes, params['expand_offset'],
-                                        params['canvas_size'], mean_rgb)
+                                        params['canvas_size'], convention.mean_rgb)
   image, boxes, labels = geometric.apply_crop(image, boxes, labels, params['crop_rect'],
                                               params['crop_keep'])
   image, boxes = geometric.apply_flip(image, boxes, params['flip'])
   image, boxes = geometric.resize(image, boxes, out_size)
-  image = _normalize(image, mean_rgb, channel_order)
+  image = convention.normalize(image)
   image.set_shape([out_size[0], out_size[1], 3])
   return image, boxes, labels
 
 
-def preprocess_for_train(image, boxes, labels, difficult, mean_rgb, out_size=(300, 300),
-                         channel_order='rgb', use_difficult=False, seed=None,
+def preprocess_for_train(image, boxes, labels, difficult, convention, out_size=(300, 300),
+                         use_difficult=False, seed=None,
                          photometric_config=photometric.PhotometricConfig(),
-                         geometric_config=geometric.GeometricConfig(), fast=True):
+                         geometric_config=geometric.GeometricConfig(), fast=True,
+                         extra_ops=()):
   """Training augmentation of one decoded image; usable in Dataset.map(num_parallel_calls).
 
   As in the authors' Caffe data layer, a crop may keep no box (no box centre inside it); the
@@ -170,42 +159,80 @@ def preprocess_for_train(image, boxes, labels, difficult, mean_rgb, out_size=(30
     boxes: float32 [num_boxes, 4] normalized [ymin, xmin, ymax, xmax].
     labels: int64 [num_boxes], 1..num_classes - 1.
     difficult: int64 [num_boxes], 1 for VOC "difficult" objects.
-    mean_rgb: the backbone's mean (R, G, B) on the 0-255 scale; defined by the network module.
+    convention: the backbone's ImageConvention (net.model_spec.image_convention).
     out_size: (out_height, out_width) of the network input.
-    channel_order: 'rgb' or 'bgr', the backbone's.
     use_difficult: keep difficult objects as targets (default: drop them, as the TF port;
       Caffe keeps them).
     seed: None, a Python int or an int tensor [2] (module docstring).
     photometric_config, geometric_config: the recipe's settings.
     fast: use apply_augmentation (True) or ssd_preprocess_reference (False).
+    extra_ops: [(AugmentationOp, settings)] of preprocessing.augmentation_ops.resolve, run
+      first on the decoded image with seeds folded from this image's seed.
 
   Returns:
-    (image float32 [out_height, out_width, 3] mean subtracted, boxes float32 [num_out, 4]
+    (image float32 [out_height, out_width, 3] in the convention, boxes float32 [num_out, 4]
     normalized to the output with positive size, labels int64 [num_out], num_boxes int32
     scalar = num_out).
   """
   if not use_difficult:
     boxes, labels = drop_difficult_objects(boxes, labels, difficult)
+  if extra_ops:
+    seed = photometric.as_stateless_seed(seed)  # one seed for the extra ops and the recipe
+    image, boxes, labels = augmentation_ops.apply_all(extra_ops, tf.cast(image, tf.float32),
+                                                      boxes, labels, seed)
   params = sample_augmentation_params(tf.shape(image)[:2], boxes, seed, photometric_config,
                                       geometric_config)
   augment = apply_augmentation if fast else ssd_preprocess_reference
-  image, boxes, labels = augment(image, boxes, labels, params, mean_rgb, out_size, channel_order)
+  image, boxes, labels = augment(image, boxes, labels, params, convention, out_size)
   return image, boxes, labels, tf.shape(boxes)[0]
 
 
-def preprocess_for_eval(image, out_size, mean_rgb, channel_order='rgb'):
-  """Eval preprocessing: bilinear resize (aspect not kept) and mean subtraction only.
+def preprocess_for_eval(image, out_size, convention):
+  """Eval preprocessing: bilinear resize (aspect not kept) and the backbone's normalisation only.
 
   Args:
     image: uint8 [height, width, 3] RGB.
     out_size: (out_height, out_width).
-    mean_rgb: the backbone's mean (R, G, B), 0-255 scale.
-    channel_order: 'rgb' or 'bgr'.
+    convention: the backbone's utility.image_convention.ImageConvention.
 
   Returns:
     float32 [out_height, out_width, 3]. Normalized boxes need no change.
   """
   image, _ = geometric.resize(image, tf.zeros([0, 4]), out_size)
-  image = _normalize(image, mean_rgb, channel_order)
+  image = convention.normalize(image)
   image.set_shape([out_size[0], out_size[1], 3])
   return image
+
+
+def augmentation_configs(input_config):
+  """(PhotometricConfig, GeometricConfig) of the training augmentation for an InputConfig.
+
+  Raises:
+    ValueError: naming the flag, for settings the augmentation cannot take.
+  """
+  try:
+    return _augmentation_configs(input_config)
+  except ValueError as error:
+    raise ValueError('Augmentation flags: %s' % error) from None
+
+
+def _augmentation_configs(input_config):
+  photometric_config = photometric.PhotometricConfig(
+      prob=input_config.photometric_probability,
+      brightness_max_delta=input_config.brightness_max_delta,
+      contrast_range=tuple(input_config.contrast_range),
+      saturation_range=tuple(input_config.saturation_range),
+      hue_max_delta=input_config.hue_max_delta_degrees / 360.0,
+      channel_swap_prob=0.5 if input_config.channel_swap else 0.0)
+  geometric_config = geometric.GeometricConfig(
+      expand_prob=input_config.expand_probability,
+      max_expand_ratio=input_config.max_expand_ratio,
+      crop_min_ious=tuple(input_config.crop_min_ious),
+      crop_max_ious=tuple(input_config.crop_max_ious),
+      crop_whole_image=input_config.crop_whole_image,
+      crop_max_trials=input_config.crop_max_trials,
+      crop_min_scale=input_config.crop_min_scale, crop_max_scale=input_config.crop_max_scale,
+      crop_min_aspect_ratio=input_config.crop_min_aspect_ratio,
+      crop_max_aspect_ratio=input_config.crop_max_aspect_ratio,
+      flip_prob=input_config.flip_probability)
+  return photometric_config, geometric_config

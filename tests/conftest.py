@@ -59,7 +59,9 @@ def train_tiny(config, records, model_dir, **kwargs):
   """net.training.train on the tiny records (input functions as train_ssd.py builds them)."""
   from dataset import input_fn
   from net import training
-  train_fn, eval_fn = input_fn.make_input_fns(records, config)
+  from net import model_spec
+  train_fn, eval_fn = input_fn.make_input_fns(records, config,
+                                              model_spec.model_inputs(config.model))
   return training.train(config, model_dir, train_fn, eval_fn, **kwargs)
 
 

@@ -10,12 +10,14 @@ import tensorflow as tf
 
 from dataset import input_fn
 from net import export
+from net import model_spec
 from net import model_fn
 from tests import graph_test_util
 from tests.conftest import TINY_CLASSES, tiny_config, train_tiny
 from utility import checkpoint
 from utility import boxes as box_utils
 from utility import config as config_lib
+from utility import tflite_postprocess
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREDICTION_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes', 'num_detections')
@@ -49,7 +51,8 @@ def _estimator_predictions(model_dir, records_dir, num_images, **postprocess):
                                                                        **postprocess))
   estimator = tf.estimator.Estimator(model_fn=model_fn.make_model_fn(config), model_dir=model_dir)
   predictions = estimator.predict(
-      input_fn.make_eval_input_fn(os.path.join(records_dir, 'val-*'), config, batch_size=2))
+      input_fn.make_eval_input_fn(os.path.join(records_dir, 'val-*'), config,
+                                  model_spec.model_inputs(config.model), batch_size=2))
   return [next(predictions) for _ in range(num_images)]
 
 
@@ -175,3 +178,131 @@ def test_serving_config_is_nhwc_unless_asked(tmp_path):
   assert export.serving_config(nchw, 'channels_first').model.data_format == 'NCHW'
   with pytest.raises(ValueError, match='holds no checkpoint: train a model into it'):
     checkpoint.latest_checkpoint(str(tmp_path))
+
+
+def _preprocessed_image(encoded, model_config):
+  """float32 [1, size, size, 3]: what the SavedModel's network sees for this encoded image."""
+  with tf.Graph().as_default():
+    images, _, _ = export.decode_and_preprocess(tf.constant([encoded]), model_config)
+    with tf.compat.v1.Session() as session:
+      return session.run(images)
+
+
+def _tf_network_outputs(images, ssd_config, checkpoint_path):
+  """The .tflite's outputs computed by the TF graph (export.build_tflite_network)."""
+  with tf.Graph().as_default():
+    outputs = export.build_tflite_network(tf.constant(images), ssd_config.model)
+    with tf.compat.v1.Session() as session:
+      export.restore_variables(session, checkpoint_path)
+      return session.run(outputs)
+
+
+def _saved_model_outputs(export_dir, encoded):
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    meta_graph = tf.compat.v1.saved_model.loader.load(session, ['serve'], export_dir)
+    signature = meta_graph.signature_def[export.SIGNATURE_KEY]
+    return session.run({key: value.name for key, value in signature.outputs.items()},
+                       {signature.inputs[export.INPUT_KEY].name: [encoded]})
+
+
+def _run_tflite(path, images):
+  """({output name: array} of the .tflite on images, its input details)."""
+  interpreter = tf.lite.Interpreter(model_path=path)
+  interpreter.allocate_tensors()
+  (input_details,) = interpreter.get_input_details()
+  interpreter.set_tensor(input_details['index'], images)
+  interpreter.invoke()
+  return ({d['name']: interpreter.get_tensor(d['index'])
+           for d in interpreter.get_output_details()}, input_details)
+
+
+def _assert_same_detections(served, detections, atol):
+  """The same (class, box, score) rows for image 0; near-equal scores may swap places."""
+  count = int(served['num_detections'][0])
+  assert detections['num_detections'].tolist() == [count]
+  classes, scores, boxes = (detections[key][0, :count] for key in ('classes', 'scores', 'boxes'))
+  unmatched = np.ones(count, bool)
+  for i in range(count):
+    candidates = np.flatnonzero(
+        unmatched & (classes == served['detection_classes'][0, i]) &
+        (np.abs(scores - served['detection_scores'][0, i]) < atol) &
+        (np.abs(boxes - served['detection_boxes'][0, i]).max(-1) < atol))
+    assert candidates.size, 'SavedModel detection %d has no TFLite counterpart' % i
+    unmatched[candidates[0]] = False
+  assert not detections['scores'][0, count:].any() and not detections['classes'][0, count:].any()
+
+
+def test_tflite_matches_the_tf_graph_and_the_saved_model_detections(tiny_records,
+                                                                    trained_model_dir, tmp_path):
+  export_dir = str(tmp_path / 'exported')
+  # Caps above what one image fills: which of two scores 1e-6 apart (TFLite vs TF kernels)
+  # ranks first cannot move a detection across a cut-off.
+  subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'export_ssd.py'),
+                  '--model_dir=' + trained_model_dir, '--export_dir=' + export_dir, '--tflite',
+                  '--score_threshold=0.05', '--pre_nms_top_k=5000',
+                  '--max_detections_per_class=5000', '--max_detections_per_image=5000'],
+                 check=True, cwd=REPO_ROOT, timeout=300)
+  folder = os.path.join(export_dir, export.TFLITE_SUBDIR)
+  assert sorted(os.listdir(export_dir)) == ['saved_model.pb', 'tflite', 'variables']
+  assert sorted(os.listdir(folder)) == ['anchors.npy', 'postprocess.json', 'ssd.tflite']
+  config = export.tflite_config(config_lib.load(trained_model_dir))
+  settings, anchors = tflite_postprocess.load_export(folder)
+  assert (settings.image_size, settings.class_names, settings.prior_variances) == (
+      160, TINY_CLASSES, (0.1, 0.1, 0.2, 0.2))
+  assert (settings.score_threshold, settings.max_detections_per_image) == (0.05, 5000)
+  num_anchors = model_spec.num_anchors(config.model)
+  np.testing.assert_array_equal(
+      anchors, graph_test_util.execute(lambda: model_spec.generate_anchors(config.model)))
+
+  encoded = _val_records(tiny_records['records'])[0][1]
+  images = _preprocessed_image(encoded, config.model)
+  outputs, input_details = _run_tflite(os.path.join(folder, 'ssd.tflite'), images)
+  assert input_details['name'] == 'images' and input_details['dtype'] == np.float32
+  assert input_details['shape'].tolist() == [1, 160, 160, 3]
+  assert outputs['box_offsets'].shape == (1, num_anchors, 4)
+  assert outputs['class_scores'].shape == (1, num_anchors, len(TINY_CLASSES) + 1)
+  expected = _tf_network_outputs(images, config, checkpoint.latest_checkpoint(trained_model_dir))
+  np.testing.assert_allclose(outputs['box_offsets'], expected['box_offsets'], atol=1e-4)
+  np.testing.assert_allclose(outputs['class_scores'], expected['class_scores'], atol=1e-5)
+  np.testing.assert_allclose(outputs['class_scores'].sum(-1), 1.0, atol=1e-5)
+
+  detections = tflite_postprocess.postprocess(outputs['box_offsets'], outputs['class_scores'],
+                                              anchors, settings)
+  served = _saved_model_outputs(export_dir, encoded)
+  assert served['num_detections'][0] > 10
+  _assert_same_detections(served, detections, atol=1e-4)
+
+
+def test_tflite_export_writes_its_files_atomically(tmp_path, monkeypatch):
+  def failing_convert(unused_model_config, unused_checkpoint):
+    raise RuntimeError('converter crashed')
+
+  def marker_write(unused_config, unused_checkpoint, path):
+    os.makedirs(path)
+
+  monkeypatch.setattr(export, '_write_saved_model', marker_write)
+  monkeypatch.setattr(export, '_convert_to_tflite', failing_convert)
+  with pytest.raises(RuntimeError, match='converter crashed'):
+    export.export_saved_model(tiny_config(), 'ckpt', str(tmp_path / 'export'), tflite=True)
+  assert os.listdir(tmp_path) == []  # no SavedModel without its TFLite files, no temp folder
+
+  monkeypatch.setattr(export, '_convert_to_tflite', lambda config, checkpoint: b'flatbuffer')
+  path = export.export_tflite(tiny_config(), 'ckpt', str(tmp_path / 'tflite'))
+  assert path == str(tmp_path / 'tflite' / 'ssd.tflite')
+  assert sorted(os.listdir(tmp_path / 'tflite')) == ['anchors.npy', 'postprocess.json',
+                                                     'ssd.tflite']
+  assert (tmp_path / 'tflite' / 'ssd.tflite').read_bytes() == b'flatbuffer'
+  settings, anchors = tflite_postprocess.load_export(str(tmp_path / 'tflite'))
+  assert anchors.shape == (model_spec.num_anchors(tiny_config().model), 4)
+  assert settings == export.tflite_settings(tiny_config())
+
+
+def test_tflite_config_is_float32_nhwc():
+  trained = config_lib.SSDConfig(model=config_lib.ModelConfig(data_format='NCHW',
+                                                              compute_dtype='bfloat16'))
+  model = export.tflite_config(trained).model
+  assert (model.data_format, model.compute_dtype) == ('NHWC', 'float32')
+  with pytest.raises(ValueError, match='--tflite decodes boxes with the center_size box coder '
+                     'only; this model uses --box_coder=other'):
+    export.export_tflite(config_lib.override_model(trained, box_coder='other'), 'ckpt',
+                         'unused')

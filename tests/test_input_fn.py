@@ -24,7 +24,8 @@ def _run(dataset, num_batches):
 def test_train_batches_have_documented_shapes_and_consistent_targets(tiny_records):
   config = tiny_config()
   pattern = os.path.join(tiny_records['records'], 'train-*')
-  (features, labels), = _run(lambda: input_fn.train_dataset(pattern, config, 4, seed=5), 1)
+  (features, labels), = _run(lambda: input_fn.train_dataset(
+      pattern, config, model_spec.model_inputs(config.model), 4, seed=5), 1)
   num_anchors = model_spec.num_anchors(config.model)
   assert features['image'].shape == (4, 160, 160, 3) and features['image'].dtype == np.float32
   assert labels['cls_targets'].shape == (4, num_anchors) and labels['cls_targets'].dtype == np.int64
@@ -50,8 +51,9 @@ def test_train_batches_have_documented_shapes_and_consistent_targets(tiny_record
 def test_same_seed_gives_the_same_batch(tiny_records):
   config = tiny_config()
   pattern = os.path.join(tiny_records['records'], 'train-*')
-  first = _run(lambda: input_fn.train_dataset(pattern, config, 2, seed=11), 2)
-  second = _run(lambda: input_fn.train_dataset(pattern, config, 2, seed=11), 2)
+  inputs = model_spec.model_inputs(config.model)
+  first = _run(lambda: input_fn.train_dataset(pattern, config, inputs, 2, seed=11), 2)
+  second = _run(lambda: input_fn.train_dataset(pattern, config, inputs, 2, seed=11), 2)
   for (f1, l1), (f2, l2) in zip(first, second):
     np.testing.assert_array_equal(f1['image'], f2['image'])
     np.testing.assert_array_equal(l1['boxes'], l2['boxes'])
@@ -60,7 +62,8 @@ def test_same_seed_gives_the_same_batch(tiny_records):
 def test_eval_yields_every_image_once_with_original_ground_truth(tiny_records):
   config = tiny_config()
   pattern = os.path.join(tiny_records['records'], 'val-*')
-  batches = _run(lambda: input_fn.eval_dataset(pattern, config, 3), 3)  # 8 images: 3 + 3 + 2
+  batches = _run(lambda: input_fn.eval_dataset(
+      pattern, config, model_spec.model_inputs(config.model), 3), 3)  # 8 images: 3 + 3 + 2
   filenames = [f for features, _ in batches for f in features['filename']]
   assert sorted(filenames) == [b'%06d.jpg' % i for i in range(25, 33)]
   assert [len(features['filename']) for features, _ in batches] == [3, 3, 2]
@@ -111,3 +114,20 @@ def test_augmentation_configs_follow_the_input_flags():
   assert all(d['hue_delta'] == 0.0 for d in draws)
   with pytest.raises(ValueError, match='hue_max_delta is a fraction of the hue circle'):
     input_fn.augmentation_configs(config_lib.InputConfig(hue_max_delta_degrees=200.0))
+
+
+def test_every_photometric_and_flip_number_is_a_flag():
+  photometric_config, geometric_config = input_fn.augmentation_configs(config_lib.InputConfig(
+      brightness_max_delta=10.0, contrast_range=(0.8, 1.2), saturation_range=(0.7, 1.1),
+      flip_probability=0.0))
+  assert photometric_config.brightness_max_delta == 10.0
+  assert photometric_config.contrast_range == (0.8, 1.2)
+  assert photometric_config.saturation_range == (0.7, 1.1)
+  assert geometric_config.flip_prob == 0.0
+  # The defaults are Caffe's ssd_pascal.py distort_param and mirror.
+  reference, geometric_reference = input_fn.augmentation_configs(config_lib.InputConfig())
+  assert (reference.brightness_max_delta, reference.contrast_range, reference.saturation_range,
+          geometric_reference.flip_prob) == (32.0, (0.5, 1.5), (0.5, 1.5), 0.5)
+  with pytest.raises(ValueError, match=r'Augmentation flags: PhotometricConfig.contrast_range '
+                                       r'must be \(lower, upper\); got \(0.5, 1.0, 1.5\)'):
+    input_fn.augmentation_configs(config_lib.InputConfig(contrast_range=(0.5, 1.0, 1.5)))

@@ -18,7 +18,8 @@ def _fixed_batch(tiny_records, config, batch_size=4):
   pattern = os.path.join(tiny_records['records'], 'train-*')
   with tf.Graph().as_default():
     element = tf1.data.make_one_shot_iterator(
-        input_fn.train_dataset(pattern, config, batch_size, seed=1)).get_next()
+        input_fn.train_dataset(pattern, config, model_spec.model_inputs(config.model),
+                               batch_size, seed=1)).get_next()
     with tf1.Session() as sess:
       return sess.run(element)
 

@@ -6,10 +6,12 @@ from preprocessing import geometric
 from preprocessing import photometric
 from preprocessing import ssd_preprocessing
 from tests.graph_test_util import execute
+from utility import image_convention
 
 tf1 = tf.compat.v1
 
 MEAN = (123.68, 116.78, 103.94)
+CONVENTION = image_convention.ImageConvention(MEAN)
 OUT = (32, 32)
 BOXES = np.array([[0.10, 0.10, 0.50, 0.40], [0.50, 0.50, 0.90, 0.95], [0.20, 0.60, 0.40, 0.80],
                   [0.05, 0.05, 0.95, 0.95]], np.float32)
@@ -29,7 +31,7 @@ def _both_paths(image, boxes, labels, photometric_config=SWAP_ON,
   seed = tf1.placeholder(tf.int64, [2])
   params = ssd_preprocessing.sample_augmentation_params(
       tf.shape(image)[:2], tf.constant(boxes), seed, photometric_config, geometric_config)
-  args = (tf.constant(image), tf.constant(boxes), tf.constant(labels), params, MEAN, OUT)
+  args = (tf.constant(image), tf.constant(boxes), tf.constant(labels), params, CONVENTION, OUT)
   return (seed, params, ssd_preprocessing.apply_augmentation(*args),
           ssd_preprocessing.ssd_preprocess_reference(*args))
 
@@ -137,7 +139,7 @@ def test_outputs_are_valid_and_labels_stay_with_their_boxes():
 
 def _train(image, boxes, labels, difficult, seed, **kwargs):
   return execute(lambda x, b, l, d: ssd_preprocessing.preprocess_for_train(
-      x, b, l, d, MEAN, OUT, seed=seed, **kwargs), image, boxes, labels, difficult)
+      x, b, l, d, CONVENTION, OUT, seed=seed, **kwargs), image, boxes, labels, difficult)
 
 
 def _train_over_seeds(image, boxes, labels, difficult, seeds, **kwargs):
@@ -146,7 +148,7 @@ def _train_over_seeds(image, boxes, labels, difficult, seeds, **kwargs):
     seed = tf1.placeholder(tf.int64, [2])
     outputs = ssd_preprocessing.preprocess_for_train(
         tf.constant(image), tf.constant(boxes), tf.constant(labels), tf.constant(difficult),
-        MEAN, OUT, seed=seed, **kwargs)
+        CONVENTION, OUT, seed=seed, **kwargs)
     with tf1.Session() as sess:
       return [sess.run(outputs, {seed: [s, 0]}) for s in seeds]
 
@@ -169,7 +171,7 @@ def test_tf_data_with_per_element_seeds_is_reproducible_with_parallel_map():
     seeds = tf.data.Dataset.random(seed=3).batch(2)
     dataset = tf.data.Dataset.zip((images.repeat(6), seeds)).map(
         lambda element, seed: ssd_preprocessing.preprocess_for_train(
-            *element, MEAN, OUT, seed=seed)[:2], num_parallel_calls=4)
+            *element, CONVENTION, OUT, seed=seed)[:2], num_parallel_calls=4)
     iterator = tf1.data.make_initializable_iterator(dataset)
     next_element = iterator.get_next()
     with tf1.Session() as sess:
@@ -228,8 +230,9 @@ def test_an_image_without_boxes_passes_through_with_zero_boxes(fast):
 def test_eval_resizes_and_subtracts_the_mean_in_the_channel_order():
   image = np.empty([48, 64, 3], np.uint8)
   image[:] = (200, 100, 50)
-  rgb = execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, OUT, MEAN), image)
-  bgr = execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, OUT, MEAN, 'bgr'), image)
+  rgb = execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, OUT, CONVENTION), image)
+  bgr = execute(lambda x: ssd_preprocessing.preprocess_for_eval(
+      x, OUT, image_convention.ImageConvention(MEAN, channel_order='bgr')), image)
   assert rgb.shape == OUT + (3,) and rgb.dtype == np.float32
   expected = np.array([200 - 123.68, 100 - 116.78, 50 - 103.94], np.float32)
   np.testing.assert_allclose(rgb, np.broadcast_to(expected, rgb.shape), atol=1e-4)
@@ -238,7 +241,7 @@ def test_eval_resizes_and_subtracts_the_mean_in_the_channel_order():
 
 def test_eval_is_the_plain_resize():
   image = _smooth_image()
-  out = execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, (24, 32), MEAN), image)
+  out = execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, (24, 32), CONVENTION), image)
   # Factor 2 with half-pixel centres: each output pixel is the mean of a 2x2 block.
   blocks = image.astype(np.float64).reshape(24, 2, 32, 2, 3).mean(axis=(1, 3))
   np.testing.assert_allclose(out, blocks - MEAN, atol=1e-3)
@@ -247,6 +250,19 @@ def test_eval_is_the_plain_resize():
 def test_bad_channel_order_or_mean_fails_with_a_message():
   image = np.zeros([8, 8, 3], np.uint8)
   with pytest.raises(ValueError, match="channel_order must be one of"):
-    execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, OUT, MEAN, 'gbr'), image)
+    execute(lambda x: ssd_preprocessing.preprocess_for_eval(
+        x, OUT, image_convention.ImageConvention(MEAN, channel_order='gbr')), image)
   with pytest.raises(ValueError, match='mean_rgb must hold 3 values'):
-    execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, OUT, (1.0, 2.0)), image)
+    execute(lambda x: ssd_preprocessing.preprocess_for_eval(
+        x, OUT, image_convention.ImageConvention((1.0, 2.0))), image)
+
+
+def test_eval_divides_by_the_standard_deviation_of_a_scaling_convention():
+  # Keras MobileNet: pixel / 127.5 - 1, so 0 -> -1, 255 -> 1 and 51 -> -0.6.
+  image = np.empty([8, 8, 3], np.uint8)
+  image[:] = (0, 255, 51)
+  keras = image_convention.ImageConvention((127.5,) * 3, (127.5,) * 3)
+  out = execute(lambda x: ssd_preprocessing.preprocess_for_eval(x, (8, 8), keras), image)
+  np.testing.assert_allclose(out, np.broadcast_to([-1.0, 1.0, -0.6], out.shape), atol=1e-6)
+  back = execute(keras.to_rgb_pixels, out)
+  np.testing.assert_allclose(back, image, atol=1e-4)

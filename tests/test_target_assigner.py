@@ -1,9 +1,11 @@
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.graph_test_util import execute
+from utility import matcher
 from utility import target_assigner
 
 VARIANCES = np.array([0.1, 0.1, 0.2, 0.2])
@@ -195,3 +197,38 @@ def test_small_gt_that_loses_its_best_default_box_still_gets_a_positive():
   # so the small GT has no positive at all.
   per_gt = _assign(anchors, boxes, labels, bipartite='per_gt')
   assert per_gt['cls_targets'].tolist() == [9, 9, 0]
+
+
+class _ArgmaxOnlyMatcher:
+  """A contributor's matcher (no bipartite step): an anchor is positive iff its best IoU >= t."""
+
+  def __init__(self, threshold):
+    self.threshold = threshold
+
+  def match(self, similarity, valid_gt_mask=None):
+    similarity = tf.where(valid_gt_mask[:, None], similarity, -1.0)
+    best = tf.argmax(similarity, axis=0, output_type=tf.int32)
+    return tf.where(tf.reduce_max(similarity, axis=0) >= self.threshold, best,
+                    matcher.UNMATCHED)
+
+
+def test_a_matcher_registered_in_a_test_is_chosen_by_the_settings():
+  from net import model_spec
+  from utility import config as config_lib
+  matcher.register('test_argmax_only', lambda model: _ArgmaxOnlyMatcher(model.match_threshold))
+  anchors = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]], np.float32)
+  # IoU with anchor 0 is 0.09 / 0.25 = 0.36: the SSD matcher forces it (bipartite step), the
+  # argmax-only matcher leaves the GT unmatched.
+  gt = np.array([[0.0, 0.0, 0.3, 0.3]], np.float32)
+  targets = {}
+  for name in ('ssd', 'test_argmax_only'):
+    config = config_lib.ModelConfig(matcher=name, architecture='ssd_quick', image_size=160,
+                                    anchor_min_scale=0.1, anchor_max_scale=0.9)
+    assigner = model_spec.model_inputs(config).assigner
+    targets[name] = execute(lambda a, b, l: assigner.assign(a, b, l), anchors, gt,
+                            np.array([3], np.int64))
+  np.testing.assert_array_equal(targets['ssd']['cls_targets'], [3, 0])
+  np.testing.assert_array_equal(targets['test_argmax_only']['cls_targets'], [0, 0])
+  with pytest.raises(ValueError, match="Unknown --matcher 'nearest': use one of ssd, "
+                                       'test_argmax_only'):
+    matcher.from_config(config_lib.ModelConfig(matcher='nearest'))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -175,3 +176,56 @@ def test_a_model_dir_from_before_the_caffe_settings_keeps_its_meaning(tmp_path):
       '--bipartite_matching=per_gt).' % model_dir)
   legacy = dataclasses.replace(tiny_config(), model=old)
   training.check_resumable(legacy, str(model_dir))  # the old settings resume
+
+
+@pytest.mark.parametrize('recipe, keras_application, alpha, backbone_variable, keras_weight', [
+    ('ssd300_mobilenet_v1', 'MobileNet', 0.25, 'ssd300/mobilenet_v1/conv_dw_5/depthwise_weights',
+     'conv_dw_5/depthwise_kernel'),
+    ('ssdlite_mobilenet_v2', 'MobileNetV2', 0.35, 'ssdlite/mobilenet_v2/block_13_expand/weights',
+     'block_13_expand/kernel'),
+])
+def test_mobilenet_recipes_train_from_keras_weights(tiny_records, tmp_path, kernel_path, recipe,
+                                                    keras_application, alpha, backbone_variable,
+                                                    keras_weight):
+  from utility import keras_weights
+  weights = str(tmp_path / 'imagenet.h5')
+  with tf.Graph().as_default():
+    getattr(tf.keras.applications, keras_application)(
+        weights=None, include_top=False, input_shape=(128, 128, 3), alpha=alpha).save_weights(
+            weights)
+  model_dir = str(tmp_path / 'model')
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'train_ssd.py'),
+       '--flagfile=' + os.path.join(REPO, 'configs', recipe + '.flags'),
+       '--data_dir=' + tiny_records['records'], '--model_dir=' + model_dir, '--class_names=',
+       '--train_image_size=128', '--width_multiplier=%s' % alpha, '--batch_size=4',
+       '--max_number_of_steps=2', '--warmup_steps=0', '--learning_rate=0',
+       '--save_checkpoints_steps=2', '--log_every_n_steps=1', '--shuffle_buffer=16',
+       '--checkpoint_path=' + weights],
+      env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+  assert result.returncode == 0, result.stdout[-3000:]
+  num_weights = len(keras_weights.weight_shapes(weights))
+  assert 'Initialising %d backbone variables from %s' % (num_weights, weights) in result.stdout
+  assert 'Training reached step 2' in result.stdout
+  # Learning rate 0: the trained checkpoint still holds the Keras values.
+  trained = tf.train.load_checkpoint(model_dir).get_tensor(backbone_variable)
+  np.testing.assert_array_equal(trained, keras_weights.read_weights(weights, [keras_weight])[
+      keras_weight])
+  # Evaluation and export take the backbone (and its image convention) from model_dir.
+  summary_path = str(tmp_path / 'summary.json')
+  evaluated = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'eval_ssd.py'), '--data_dir=' + tiny_records['records'],
+       '--model_dir=' + model_dir, '--json_output=' + summary_path, '--batch_size=4'],
+      env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+  assert evaluated.returncode == 0, evaluated.stdout[-3000:]
+  summary = json.load(open(summary_path))
+  assert summary['metric'] == 'voc07'
+  assert sorted(summary['ap']) == sorted(tiny_records['class_names'])
+  exported = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'export_ssd.py'), '--model_dir=' + model_dir,
+       '--tflite'], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      timeout=600)
+  assert exported.returncode == 0, exported.stdout[-3000:]
+  settings = json.load(open(os.path.join(model_dir, 'export', 'tflite', 'postprocess.json')))
+  assert settings['image_size'] == 128
+  assert settings['mean_rgb'] == [127.5] * 3 and settings['std_rgb'] == [127.5] * 3  # Keras'

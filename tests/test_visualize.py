@@ -4,6 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
+import visualize_augmentation
+from dataset import input_fn
+from net import model_spec
 from net import vgg
 from preprocessing import visualize
 from tests.conftest import TINY_CLASSES
@@ -11,6 +14,7 @@ from tests.conftest import tiny_config
 from utility import boxes as box_utils
 from utility import config as config_lib
 from utility import draw
+from utility import image_convention
 
 
 def _edge_rectangle(box, height, width):
@@ -43,12 +47,17 @@ def test_to_display_image_adds_the_mean_back_and_rounds():
   mean = np.asarray(vgg.IMAGE_MEAN_RGB, np.float32)
   image = np.stack([np.full([2, 2], v, np.float32) for v in (10.4, 0.0, 200.0)], -1) - mean
   image[0, 0] = [-200.0, 140.6 - mean[1], 300.0]                        # clipped, rounded
-  display = visualize.to_display_image(image)
+  display = visualize.to_display_image(image, vgg.CONVENTION)
   assert display.dtype == np.uint8
   np.testing.assert_array_equal(display[1, 1], [10, 0, 200])
   np.testing.assert_array_equal(display[0, 0], [0, 141, 255])
-  bgr = visualize.to_display_image(image[..., ::-1], channel_order='BGR')
+  bgr = visualize.to_display_image(image[..., ::-1], image_convention.ImageConvention(
+      vgg.IMAGE_MEAN_RGB, channel_order='bgr'))
   np.testing.assert_array_equal(bgr, display)
+  # A scaling convention (Keras MobileNet: pixel / 127.5 - 1) is undone too.
+  keras = image_convention.ImageConvention((127.5,) * 3, (127.5,) * 3)
+  np.testing.assert_array_equal(visualize.to_display_image(
+      np.array([[[-1.0, 1.0, 0.2]]], np.float32), keras), [[[0, 255, 153]]])
 
 
 def test_draw_sample_strokes_each_box_in_its_class_colour(tmp_path):
@@ -81,27 +90,28 @@ def test_write_image_rejects_an_unknown_extension(tmp_path):
 
 
 def test_config_for_image_size_and_model_dir(tmp_path):
-  assert visualize.config_for_image_size(300, TINY_CLASSES).model.architecture == 'ssd300'
-  assert visualize.config_for_image_size(512, TINY_CLASSES).model.architecture == 'ssd512'
-  quick = visualize.config_for_image_size(160, TINY_CLASSES).model
+  assert visualize_augmentation.config_for_image_size(300, TINY_CLASSES).model.architecture == 'ssd300'
+  assert visualize_augmentation.config_for_image_size(512, TINY_CLASSES).model.architecture == 'ssd512'
+  quick = visualize_augmentation.config_for_image_size(160, TINY_CLASSES).model
   assert (quick.architecture, quick.image_size, quick.class_names) == ('ssd_quick', 160,
                                                                       TINY_CLASSES)
   with pytest.raises(ValueError, match='image_size 64 is too small for ssd_quick'):
-    visualize.config_for_image_size(64, TINY_CLASSES)
+    visualize_augmentation.config_for_image_size(64, TINY_CLASSES)
   config_lib.save(tiny_config(), str(tmp_path))
-  assert visualize.resolve_config('unused', 300, str(tmp_path)) == tiny_config()
+  assert visualize_augmentation.resolve_config('unused', 300, str(tmp_path)) == tiny_config()
   with pytest.raises(FileNotFoundError, match='ssd_config.json not found'):
-    visualize.resolve_config('unused', 300, str(tmp_path / 'missing'))
+    visualize_augmentation.resolve_config('unused', 300, str(tmp_path / 'missing'))
 
 
 def test_num_images_must_be_positive(tiny_records):
   with pytest.raises(ValueError, match='--num_images must be at least 1; got 0'):
-    visualize.augmented_samples(os.path.join(tiny_records['records'], 'train-*'), tiny_config(), 0)
+    input_fn.sample_training_batch(os.path.join(tiny_records['records'], 'train-*'), tiny_config(),
+                                   model_spec.model_inputs(tiny_config().model), 0)
 
 
 def test_grid_of_augmented_training_samples(tiny_records, tmp_path):
   output = str(tmp_path / 'augmented.png')
-  grid, samples, ssd_config = visualize.write_augmented_grid(
+  grid, samples, ssd_config = visualize_augmentation.write_augmented_grid(
       tiny_records['records'], output, num_images=5, seed=7, image_size=160)
   # Class names from the converter's summary; 5 cells of 160 px in 2 rows of 3.
   assert ssd_config.model.class_names == TINY_CLASSES
@@ -113,7 +123,7 @@ def test_grid_of_augmented_training_samples(tiny_records, tmp_path):
     top, left = (i // 3) * 164, (i % 3) * 164
     cell = grid[top:top + 160, left:left + 160]
     # Outside the drawn outlines and labels the cell is the network input plus the mean.
-    assert (cell == visualize.to_display_image(samples['image'][i])).all(-1).mean() > 0.7
+    assert (cell == visualize.to_display_image(samples['image'][i], vgg.CONVENTION)).all(-1).mean() > 0.7
     for box, label in zip(samples['boxes'][i, :samples['num_boxes'][i]],
                           samples['labels'][i, :samples['num_boxes'][i]]):
       x1, y1, x2, y2 = _edge_rectangle(box, 160, 160)
@@ -122,9 +132,9 @@ def test_grid_of_augmented_training_samples(tiny_records, tmp_path):
       # covers that, its left or right edge.
       edges = [cell[y2, x1:x2 + 1], cell[y1:y2 + 1, x1], cell[y1:y2 + 1, x2]]
       assert any((edge == color).all(-1).any() for edge in edges)
-  again, _, _ = visualize.write_augmented_grid(tiny_records['records'], output, num_images=5,
+  again, _, _ = visualize_augmentation.write_augmented_grid(tiny_records['records'], output, num_images=5,
                                                seed=7, image_size=160)
   np.testing.assert_array_equal(again, grid)
-  other, _, _ = visualize.write_augmented_grid(tiny_records['records'], output, num_images=5,
+  other, _, _ = visualize_augmentation.write_augmented_grid(tiny_records['records'], output, num_images=5,
                                                seed=8, image_size=160)
   assert not np.array_equal(other, grid)

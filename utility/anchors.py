@@ -22,6 +22,7 @@ Command line (writes the anchors of a preset, optionally draws one layer):
 """
 
 import dataclasses
+import io
 import math
 import os
 import sys
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from utility import boxes as box_ops  # noqa: E402
+from utility import file_io  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,10 +232,9 @@ def save_anchors(path, anchors):
   directory = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(directory):
     raise ValueError('--output=%s: folder %s does not exist; create it first.' % (path, directory))
-  temp_path = path + '.tmp'
-  with open(temp_path, 'wb') as f:
-    np.save(f, np.asarray(anchors, np.float32))
-  os.replace(temp_path, path)
+  buffer = io.BytesIO()
+  np.save(buffer, np.asarray(anchors, np.float32))
+  file_io.atomic_write(path, buffer.getvalue())
 
 
 # Colours (BGR) per box index within a location: min square, big square, then ratio twins.
@@ -296,10 +297,7 @@ def save_image(path, image):
   ok, encoded = cv2.imencode('.png', image)
   if not ok:
     raise ValueError('--draw=%s: OpenCV could not encode the drawing as PNG.' % path)
-  temp_path = path + '.tmp'
-  with open(temp_path, 'wb') as f:
-    f.write(encoded.tobytes())
-  os.replace(temp_path, path)
+  file_io.atomic_write(path, encoded.tobytes())
 
 
 def _define_flags():

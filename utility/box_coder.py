@@ -13,7 +13,9 @@ Anchors are ``[num_anchors, 4]``; boxes and offsets are ``[..., num_anchors, 4]`
 over any leading batch dimensions.
 """
 
+import dataclasses
 import math
+from typing import Tuple
 
 import tensorflow as tf
 
@@ -94,3 +96,38 @@ def decode(offsets, anchors, variances=DEFAULT_VARIANCES):
     height = tf.exp(tf.minimum(t_h * var_h, MAX_LOG_SCALE)) * anchor_h
     width = tf.exp(tf.minimum(t_w * var_w, MAX_LOG_SCALE)) * anchor_w
     return box_ops.center_to_corners(centre_y, centre_x, height, width)
+
+
+# --- The box coder interface ------------------------------------------------------------------
+# A coder is any object with ``encode(boxes, anchors)`` and ``decode(offsets, anchors)`` as
+# above; ModelConfig.box_coder names one of CODERS (factories of the model settings), and
+# ``register`` adds one. Training targets and detection decoding use the same coder.
+
+
+@dataclasses.dataclass(frozen=True)
+class CenterSizeCoder:
+  """SSD's (and Faster R-CNN's) centre-size offsets scaled by the prior variances."""
+  variances: Tuple[float, ...] = DEFAULT_VARIANCES
+
+  def encode(self, boxes, anchors):
+    return encode(boxes, anchors, self.variances)
+
+  def decode(self, offsets, anchors):
+    return decode(offsets, anchors, self.variances)
+
+
+CODERS = {'center_size': lambda model_config: CenterSizeCoder(tuple(model_config.prior_variances))}
+
+
+def register(name, factory):
+  """Adds a box coder: factory(model_config) -> object with encode and decode."""
+  CODERS[name] = factory
+  return factory
+
+
+def from_config(model_config):
+  """The coder the settings name (--box_coder); ValueError listing the known ones."""
+  if model_config.box_coder not in CODERS:
+    raise ValueError('Unknown --box_coder %r: use one of %s.'
+                     % (model_config.box_coder, ', '.join(sorted(CODERS))))
+  return CODERS[model_config.box_coder](model_config)

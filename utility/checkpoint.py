@@ -30,8 +30,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
-
-from net import vgg
+from absl import logging
 
 tf1 = tf.compat.v1
 
@@ -169,7 +168,7 @@ def _plan_variable(variable, relative_name, path, checkpoint_model_scope, checkp
       % (path, name, shape, expected_text, variable.op.name))
 
 
-def _backbone_variables(model_scope, backbone_scope, exclude_scopes, variables):
+def backbone_variables(model_scope, backbone_scope, exclude_scopes, variables):
   """(variable, name relative to the backbone scope) for every backbone variable to restore."""
   prefix = '/'.join(s for s in (model_scope, backbone_scope) if s) + '/'
   scope_prefix = model_scope + '/' if model_scope else ''
@@ -197,28 +196,35 @@ class BackboneInit(object):
     assign_op: op assigning every planned variable from its placeholder.
   """
 
-  def __init__(self, checkpoint_path, plan):
+  def __init__(self, checkpoint_path, plan, read_tensors=None):
+    """read_tensors: optional function [key] -> {key: numpy value}; default: the TF checkpoint
+    at checkpoint_path (other formats, e.g. Keras .h5 weights, pass their own reader)."""
     self.checkpoint_path = checkpoint_path
     self.plan = plan
+    self._read_tensors = read_tensors or self._read_checkpoint_tensors
     with tf.name_scope('backbone_init'):
       self._placeholders = [tf1.placeholder(variable.dtype.base_dtype, variable.shape)
                             for variable, _, _ in plan]
       self.assign_op = tf.group(*[variable.assign(placeholder) for (variable, _, _), placeholder
                                   in zip(plan, self._placeholders)])
 
+  def _read_checkpoint_tensors(self, names):
+    reader = tf.train.load_checkpoint(self.checkpoint_path)
+    return {name: reader.get_tensor(name) for name in names}
+
   def feed_dict(self):
     """Reads (and decimates) the checkpoint tensors: {placeholder: numpy value}."""
-    reader = tf.train.load_checkpoint(self.checkpoint_path)
+    values = self._read_tensors([name for _, name, _ in self.plan])
     feed = {}
     for (_, name, decimated_name), placeholder in zip(self.plan, self._placeholders):
-      value = reader.get_tensor(name)
+      value = values[name]
       feed[placeholder] = decimate(decimated_name, value) if decimated_name else value
     return feed
 
   def run(self, session):
     """Assigns the pretrained values in session (after the variables are initialised)."""
-    tf1.logging.info('Initialising %d backbone variables from %s',
-                     len(self.plan), self.checkpoint_path)
+    logging.info('Initialising %d backbone variables from %s', len(self.plan),
+                 self.checkpoint_path)
     session.run(self.assign_op, feed_dict=self.feed_dict())
 
   def init_fn(self, scaffold, session):
@@ -228,7 +234,7 @@ class BackboneInit(object):
 
 
 def build_init_assignments(checkpoint_path, model_scope, checkpoint_model_scope=SLIM_SCOPE,
-                           backbone_scope=vgg.BACKBONE_SCOPE, exclude_scopes=(), variables=None):
+                           backbone_scope=SLIM_SCOPE, exclude_scopes=(), variables=None):
   """Plans and builds the backbone restore; fails now if the checkpoint cannot serve it.
 
   Every variable below ``<model_scope>/<backbone_scope>/`` (MODEL_VARIABLES by default) is looked
@@ -259,7 +265,7 @@ def build_init_assignments(checkpoint_path, model_scope, checkpoint_model_scope=
   def build(_=None):
     # In cross-replica context a mirrored variable reports its own name (not '.../replica_1')
     # and an assignment to it reaches every copy.
-    selected = _backbone_variables(model_scope, backbone_scope, exclude_scopes, variables)
+    selected = backbone_variables(model_scope, backbone_scope, exclude_scopes, variables)
     if not selected:
       raise CheckpointError('No backbone variables under %r to initialise from %r: build the '
                             'model before the init function.'

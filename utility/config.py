@@ -20,6 +20,20 @@ from utility import labels
 
 CONFIG_FILENAME = 'ssd_config.json'
 
+# Field name -> command-line flag name, where the flag keeps the reference port's name
+# (utility/ssd_flags.py defines the flags; messages name them through flag_name).
+FLAG_NAMES = {
+    'image_size': 'train_image_size',
+    'num_parallel_calls': 'num_preprocessing_threads',
+}
+DATA_FORMAT_ALIASES = {'channels_last': 'NHWC', 'channels_first': 'NCHW',
+                       'nhwc': 'NHWC', 'nchw': 'NCHW'}
+
+
+def flag_name(field_name):
+  """The flag of a settings field: 'image_size' -> 'train_image_size', else the field name."""
+  return FLAG_NAMES.get(field_name, field_name)
+
 
 def _setting(default, help_text):
   return dataclasses.field(default=default, metadata={'help': help_text})
@@ -28,14 +42,21 @@ def _setting(default, help_text):
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Network, default boxes and target encoding: everything inference needs."""
-  architecture: str = _setting('ssd300', 'Network: a key of net.ssd_net.ARCHITECTURES.')
+  architecture: str = _setting(
+      'ssd300', 'Extra layers and heads: ssd300, ssd512, ssdlite (separable, MobileNetV2 paper) '
+      'or ssd_quick (net.ssd_net.ARCHITECTURES).')
+  backbone: str = _setting(
+      '', "vgg16, mobilenet_v1 or mobilenet_v2 (net.backbones); '' = the architecture's own "
+      '(vgg16; mobilenet_v2 for ssdlite).')
   image_size: int = _setting(300, 'Square model input side in pixels.')
   class_names: Tuple[str, ...] = _setting(
       labels.VOC_CLASSES, 'Object class names in label order (label 0 is the background).')
   width_multiplier: float = _setting(1.0, 'Backbone channels x this (reference 1.0).')
   backbone_batch_norm: bool = _setting(
-      False, 'Batch norm in the VGG backbone (quick from-scratch models; reference off).')
-  extra_batch_norm: bool = _setting(False, 'Batch norm in the extra layers (reference off).')
+      False, 'Batch norm in the VGG backbone (quick from-scratch models; reference off). '
+      'MobileNets always have it.')
+  extra_batch_norm: bool = _setting(
+      False, "Batch norm in the extra layers and SSDLite's depthwise head layers (reference off).")
   data_format: str = _setting('NHWC', 'NHWC (CPU) or NCHW (faster on GPU).')
   compute_dtype: str = _setting(
       'float32', 'float32 (reference), bfloat16 (mixed precision: convolutions in bfloat16 on '
@@ -62,6 +83,12 @@ class ModelConfig:
       "box and a GT that loses it gets none (torchvision, TF OD API; this project before).")
   prior_variances: Tuple[float, ...] = _setting(
       (0.1, 0.1, 0.2, 0.2), 'Box-coder variances for (cy, cx, h, w).')
+  matcher: str = _setting(
+      'ssd', 'Anchor-to-box matcher, a key of utility.matcher.MATCHERS (ssd: bipartite step, '
+      'then --match_threshold / --neg_threshold per prediction).')
+  box_coder: str = _setting(
+      'center_size', 'Box coder, a key of utility.box_coder.CODERS (center_size: SSD offsets '
+      'scaled by --prior_variances).')
 
   @property
   def num_classes(self):
@@ -133,6 +160,14 @@ class InputConfig:
   max_expand_ratio: float = _setting(4.0, 'Largest expansion canvas side / image side.')
   photometric_probability: float = _setting(
       0.5, 'Probability of each of brightness, contrast, saturation and hue distortion.')
+  # ssd_pascal.py distort_param: brightness_delta 32, contrast and saturation 0.5 to 1.5.
+  brightness_max_delta: float = _setting(
+      32.0, 'Largest brightness shift on the 0-255 scale (Caffe brightness_delta 32).')
+  contrast_range: Tuple[float, ...] = _setting(
+      (0.5, 1.5), 'Contrast factor range lower,upper (Caffe contrast_lower/upper).')
+  saturation_range: Tuple[float, ...] = _setting(
+      (0.5, 1.5), 'Saturation factor range lower,upper (Caffe saturation_lower/upper).')
+  flip_probability: float = _setting(0.5, 'Probability of the horizontal flip (Caffe mirror).')
   # Caffe's hue_delta 18 is in OpenCV's 8-bit hue units (a 180 circle): 36 degrees.
   hue_max_delta_degrees: float = _setting(
       36.0, "Largest hue rotation in degrees (Caffe's hue_delta 18 of 180; 0 = none).")
@@ -152,6 +187,11 @@ class InputConfig:
       0.5, 'Smallest crop aspect ratio width/height, at least s^2 (Caffe min_aspect_ratio).')
   crop_max_aspect_ratio: float = _setting(
       2.0, 'Largest crop aspect ratio width/height, at most 1/s^2 (Caffe max_aspect_ratio).')
+  extra_augmentations: Tuple[str, ...] = _setting(
+      (), 'Augmentation ops run before the recipe\'s, in order (preprocessing/'
+      'augmentation_ops.py: grayscale; none in the reference).')
+  augmentation_options: Tuple[str, ...] = _setting(
+      (), 'Settings of the extra ops as <op>.<setting>=<value>, e.g. grayscale.probability=0.2.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +202,9 @@ class PostprocessConfig:
   nms_iou_threshold: float = _setting(0.45, 'IoU above which NMS suppresses.')
   max_detections_per_class: int = _setting(200, 'Detections kept per class after NMS.')
   max_detections_per_image: int = _setting(200, 'Detections kept per image.')
+  eval_metric: str = _setting(
+      'voc07', 'Evaluator of train_and_eval and eval_ssd.py, a key of '
+      'net.detection_eval.EVALUATORS: voc07 (11-point AP, the paper) or area (VOC2010+ AP).')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,3 +275,11 @@ def load(model_dir):
         '%s not found: --model_dir must be a directory written by train_ssd.py.' % path)
   with open(path, encoding='utf-8') as f:
     return from_dict(json.load(f), missing=LEGACY_VALUES)
+
+
+def override_model(ssd_config, **changes):
+  """A copy of ssd_config with model fields replaced (e.g. data_format for this machine)."""
+  if 'data_format' in changes:
+    changes['data_format'] = DATA_FORMAT_ALIASES.get(changes['data_format'].lower(),
+                                                     changes['data_format'])
+  return dataclasses.replace(ssd_config, model=dataclasses.replace(ssd_config.model, **changes))

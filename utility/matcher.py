@@ -24,6 +24,8 @@ give all UNMATCHED. Only TF ops (a tf.while_loop for the greedy step, one pass p
 inside a tf.data map with a varying number of boxes.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 UNMATCHED = -1  # background / negative
@@ -145,3 +147,47 @@ def _first_argmax(values, axis):
   indices = indices[:, None] if axis == 0 else indices[None, :]
   is_max = values >= tf.reduce_max(values, axis=axis, keepdims=True)
   return tf.reduce_min(tf.where(is_max, indices, size), axis=axis)
+
+
+# --- The matcher interface --------------------------------------------------------------------
+# A matcher is any object with ``match(similarity, valid_gt_mask=None) -> int32 [num_anchors]``
+# (GT row >= 0, UNMATCHED or IGNORED) for a similarity float32 [num_gt, num_anchors]. The
+# settings choose one by name (ModelConfig.matcher): MATCHERS maps the name to a factory of the
+# model settings; ``register`` adds one (a user's module or a test) without editing this file.
+
+
+@dataclasses.dataclass(frozen=True)
+class SsdMatcher:
+  """The SSD rule of the module docstring (bipartite step, then thresholds per prediction)."""
+  match_threshold: float = 0.5
+  unmatched_threshold: float = 0.5
+  bipartite: str = 'greedy'
+
+  def match(self, similarity, valid_gt_mask=None):
+    return match(similarity, self.match_threshold, self.unmatched_threshold, valid_gt_mask,
+                 self.bipartite)
+
+
+MATCHERS = {
+    'ssd': lambda model_config: SsdMatcher(model_config.match_threshold,
+                                           model_config.neg_threshold,
+                                           model_config.bipartite_matching),
+}
+
+
+def register(name, factory):
+  """Adds a matcher: factory(model_config) -> object with match(similarity, valid_gt_mask)."""
+  MATCHERS[name] = factory
+  return factory
+
+
+def from_config(model_config):
+  """The matcher the settings name (--matcher), built from them.
+
+  Raises:
+    ValueError: for an unknown name, listing the known ones.
+  """
+  if model_config.matcher not in MATCHERS:
+    raise ValueError('Unknown --matcher %r: use one of %s.'
+                     % (model_config.matcher, ', '.join(sorted(MATCHERS))))
+  return MATCHERS[model_config.matcher](model_config)

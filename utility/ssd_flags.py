@@ -16,17 +16,10 @@ from absl import flags
 from utility import config as config_lib
 from utility import labels
 
-# Field name -> flag name, where the flag keeps the reference port's name.
-FLAG_NAMES = {
-    'image_size': 'train_image_size',
-    'num_parallel_calls': 'num_preprocessing_threads',
-}
-_DATA_FORMAT_ALIASES = {'channels_last': 'NHWC', 'channels_first': 'NCHW',
-                        'nhwc': 'NHWC', 'nchw': 'NCHW'}
-
-
-def flag_name(field_name):
-  return FLAG_NAMES.get(field_name, field_name)
+FLAG_NAMES = config_lib.FLAG_NAMES
+_DATA_FORMAT_ALIASES = config_lib.DATA_FORMAT_ALIASES
+flag_name = config_lib.flag_name
+override_model = config_lib.override_model
 
 
 def _element_type(field):
@@ -119,14 +112,6 @@ def config_from_flags(flag_values=flags.FLAGS, base=None, data_dir=None,
         changes[field.name] = _flag_value(field, flag_values[name].value)
     updates[section] = dataclasses.replace(getattr(base, section), **changes)
   return dataclasses.replace(base, **updates)
-
-
-def override_model(ssd_config, **changes):
-  """A copy of ssd_config with model fields replaced (e.g. data_format for this machine)."""
-  if 'data_format' in changes:
-    changes['data_format'] = _DATA_FORMAT_ALIASES.get(changes['data_format'].lower(),
-                                                      changes['data_format'])
-  return dataclasses.replace(ssd_config, model=dataclasses.replace(ssd_config.model, **changes))
 
 
 def inference_config(model_dir, flag_values=flags.FLAGS):

@@ -1,12 +1,18 @@
-"""Per-anchor training targets from ground-truth boxes: IoU -> matching -> encoding.
+"""Per-anchor training targets from ground-truth boxes: similarity -> matching -> encoding.
 
-Composes ``utility/boxes.iou``, ``utility/matcher.match`` and ``utility/box_coder.encode``
-(docs/RECIPE.md "Matching and encoding"). Boxes are float32 ``[ymin, xmin, ymax, xmax]`` normalized;
+A ``TargetAssigner`` composes three swappable parts: a similarity (``utility/boxes.iou``), a
+matcher (``utility/matcher``: SsdMatcher by default) and a box coder (``utility/box_coder``:
+CenterSizeCoder); ``from_config`` builds the one the settings name (--matcher, --box_coder,
+docs/RECIPE.md "Matching and encoding"). The input pipeline receives it ready made
+(``utility.model_inputs.ModelInputs``), so it knows no threshold or rule itself. Boxes are float32 ``[ymin, xmin, ymax, xmax]`` normalized;
 class label 0 is the background (``utility/labels.py``).
 
 GT lists are padded: rows at index >= ``num_valid`` (and rows whose optional ``gt_valid_mask``
 is False) are ignored. Zero valid boxes give all-background targets and no NaN.
 """
+
+import dataclasses
+from typing import Any, Callable
 
 import tensorflow as tf
 
@@ -17,10 +23,42 @@ from utility import matcher
 IGNORE_LABEL = -1  # cls_targets value of ignored anchors (left out of the confidence loss)
 
 
+@dataclasses.dataclass(frozen=True)
+class TargetAssigner:
+  """similarity(gt_boxes, anchors) -> matcher.match -> coder.encode.
+
+  Attributes:
+    matcher: object with match(similarity [num_gt, num_anchors], valid_gt_mask) -> int32
+      [num_anchors] (utility.matcher interface).
+    coder: object with encode(boxes, anchors) and decode(offsets, anchors).
+    similarity: function(boxes [N, 4], anchors [M, 4]) -> float32 [N, M]; IoU by default.
+  """
+  matcher: Any
+  coder: Any
+  similarity: Callable = box_ops.iou
+
+  def assign(self, anchors, gt_boxes, gt_labels, num_valid=None, gt_valid_mask=None):
+    """Targets for one image: the dict of assign_targets (same arguments)."""
+    with tf.name_scope('assign_targets'):
+      anchors = tf.convert_to_tensor(anchors, tf.float32)
+      gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
+      gt_labels = tf.cast(gt_labels, tf.int64)
+      valid = _valid_rows(tf.shape(gt_boxes)[0], num_valid, gt_valid_mask)
+      similarity = self.similarity(gt_boxes, anchors)  # [num_gt, num_anchors]
+      matches = self.matcher.match(similarity, valid)
+      return _targets(anchors, gt_boxes, gt_labels, similarity, matches, self.coder)
+
+
+def from_config(model_config):
+  """The TargetAssigner of a ModelConfig (--matcher, --box_coder and their settings)."""
+  return TargetAssigner(matcher=matcher.from_config(model_config),
+                        coder=box_coder.from_config(model_config))
+
+
 def assign_targets(anchors, gt_boxes, gt_labels, match_threshold=0.5, unmatched_threshold=0.5,
                    variances=box_coder.DEFAULT_VARIANCES, num_valid=None, gt_valid_mask=None,
                    bipartite='greedy'):
-  """Targets for one image.
+  """Targets for one image with the SSD matcher and coder.
 
   Args:
     anchors: float32 [num_anchors, 4].
@@ -42,34 +80,34 @@ def assign_targets(anchors, gt_boxes, gt_labels, match_threshold=0.5, unmatched_
       match_iou: float32 [num_anchors], IoU with the matched GT; 0 where not positive.
       num_positives: int32 scalar, number of positive anchors.
   """
-  with tf.name_scope('assign_targets'):
-    anchors = tf.convert_to_tensor(anchors, tf.float32)
-    gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
-    gt_labels = tf.cast(gt_labels, tf.int64)
-    valid = _valid_rows(tf.shape(gt_boxes)[0], num_valid, gt_valid_mask)
-    iou = box_ops.iou(gt_boxes, anchors)  # [num_gt, num_anchors]
-    matches = matcher.match(iou, match_threshold, unmatched_threshold, valid_gt_mask=valid,
-                            bipartite=bipartite)
-    positive = matches >= 0
-    # Gather through one extra dummy row (index num_gt), so non-positive anchors and images
-    # with no boxes never index out of range; their values are masked out below.
-    num_gt = tf.shape(gt_boxes)[0]
-    rows = tf.where(positive, matches, num_gt)
-    dummy_box = tf.constant([[0.0, 0.0, 1.0, 1.0]])
-    matched_boxes = tf.gather(tf.concat([gt_boxes, dummy_box], 0), rows)
-    matched_labels = tf.gather(tf.concat([gt_labels, tf.zeros([1], tf.int64)], 0), rows)
-    padded_iou = tf.concat([iou, tf.zeros([1, tf.shape(anchors)[0]])], 0)
-    matched_iou = tf.gather_nd(padded_iou,
-                               tf.stack([rows, tf.range(tf.shape(anchors)[0])], axis=1))
-    ignored = tf.equal(matches, matcher.IGNORED)  # not ==: in graph mode that is identity
-    background = tf.where(ignored, tf.constant(IGNORE_LABEL, tf.int64), tf.constant(0, tf.int64))
-    loc_targets = box_coder.encode(matched_boxes, anchors, variances)
-    return {
-        'cls_targets': tf.where(positive, matched_labels, background),
-        'loc_targets': tf.where(positive[:, None], loc_targets, 0.0),
-        'match_iou': tf.where(positive, matched_iou, 0.0),
-        'num_positives': tf.reduce_sum(tf.cast(positive, tf.int32)),
-    }
+  assigner = TargetAssigner(
+      matcher=matcher.SsdMatcher(match_threshold, unmatched_threshold, bipartite),
+      coder=box_coder.CenterSizeCoder(tuple(variances)))
+  return assigner.assign(anchors, gt_boxes, gt_labels, num_valid, gt_valid_mask)
+
+
+def _targets(anchors, gt_boxes, gt_labels, iou, matches, coder):
+  """The target dict from the matches (see assign_targets)."""
+  positive = matches >= 0
+  # Gather through one extra dummy row (index num_gt), so non-positive anchors and images
+  # with no boxes never index out of range; their values are masked out below.
+  num_gt = tf.shape(gt_boxes)[0]
+  rows = tf.where(positive, matches, num_gt)
+  dummy_box = tf.constant([[0.0, 0.0, 1.0, 1.0]])
+  matched_boxes = tf.gather(tf.concat([gt_boxes, dummy_box], 0), rows)
+  matched_labels = tf.gather(tf.concat([gt_labels, tf.zeros([1], tf.int64)], 0), rows)
+  padded_iou = tf.concat([iou, tf.zeros([1, tf.shape(anchors)[0]])], 0)
+  matched_iou = tf.gather_nd(padded_iou,
+                             tf.stack([rows, tf.range(tf.shape(anchors)[0])], axis=1))
+  ignored = tf.equal(matches, matcher.IGNORED)  # not ==: in graph mode that is identity
+  background = tf.where(ignored, tf.constant(IGNORE_LABEL, tf.int64), tf.constant(0, tf.int64))
+  loc_targets = coder.encode(matched_boxes, anchors)
+  return {
+      'cls_targets': tf.where(positive, matched_labels, background),
+      'loc_targets': tf.where(positive[:, None], loc_targets, 0.0),
+      'match_iou': tf.where(positive, matched_iou, 0.0),
+      'num_positives': tf.reduce_sum(tf.cast(positive, tf.int32)),
+  }
 
 
 def _valid_rows(num_gt, num_valid, gt_valid_mask):

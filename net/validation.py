@@ -1,0 +1,85 @@
+"""The one check of the settings, run by training, evaluation and export before any work.
+
+``validate(ssd_config, training)`` raises ValueError with one sentence naming the flag to
+change. Model and detection-output settings are checked for every command (an evaluation of a
+hand-edited ssd_config.json fails as early as training would); the optimizer, schedule,
+checkpoint and augmentation settings only for training.
+"""
+
+from net import kernel_support
+from net import layers
+from net import model_spec
+from net import ssd_net
+from preprocessing import augmentation_ops
+from preprocessing import ssd_preprocessing
+from utility import box_coder
+from utility import matcher
+
+
+def validate(ssd_config, training=True):
+  """Raises ValueError with a fix for inconsistent settings.
+
+  Args:
+    ssd_config: utility.config.SSDConfig.
+    training: also check the train and input sections.
+  """
+  _check_model(ssd_config.model)
+  _check_postprocess(ssd_config.postprocess)
+  if training:
+    _check_train(ssd_config.train, ssd_config.model)
+    ssd_preprocessing.augmentation_configs(ssd_config.input)  # raises naming the flag
+    augmentation_ops.resolve(ssd_config.input.extra_augmentations,
+                             ssd_config.input.augmentation_options)
+
+
+def _check_model(model):
+  ssd_net.get_architecture(model.architecture)  # raises naming the architectures
+  model_spec.backbone(model)  # raises naming --backbone
+  if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
+    raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'
+                     % (model.neg_threshold, model.match_threshold))
+  if model.extra_layer_padding not in ssd_net.EXTRA_LAYER_PADDINGS:
+    raise ValueError('--extra_layer_padding must be one of %s, got %r.'
+                     % (', '.join(ssd_net.EXTRA_LAYER_PADDINGS), model.extra_layer_padding))
+  if model.bipartite_matching not in matcher.BIPARTITE_MODES:
+    raise ValueError('--bipartite_matching must be one of %s, got %r.'
+                     % (', '.join(matcher.BIPARTITE_MODES), model.bipartite_matching))
+  matcher.from_config(model)    # raises naming --matcher
+  box_coder.from_config(model)  # raises naming --box_coder (and bad --prior_variances later)
+  if model.data_format not in ('NHWC', 'NCHW'):
+    raise ValueError("--data_format must be NHWC/channels_last or NCHW/channels_first, got %r."
+                     % model.data_format)
+  if model.compute_dtype not in kernel_support.COMPUTE_DTYPES:
+    raise ValueError('--compute_dtype must be one of %s, got %r.'
+                     % (', '.join(kernel_support.COMPUTE_DTYPES), model.compute_dtype))
+  model_spec.anchor_layers(model)  # raises for an architecture / image size / anchor mismatch
+
+
+def _check_postprocess(post):
+  if not 0 <= post.score_threshold < 1:
+    raise ValueError('--score_threshold must be in [0, 1), got %s.' % post.score_threshold)
+  if not 0 < post.nms_iou_threshold <= 1:
+    raise ValueError('--nms_iou_threshold must be in (0, 1], got %s.' % post.nms_iou_threshold)
+  for name in ('pre_nms_top_k', 'max_detections_per_class', 'max_detections_per_image'):
+    if getattr(post, name) < 1:
+      raise ValueError('--%s must be >= 1, got %s.' % (name, getattr(post, name)))
+
+
+def _check_train(train, model):
+  if len(train.lr_decay_factors) != len(train.decay_boundaries) + 1:
+    raise ValueError('--lr_decay_factors needs one more value than --decay_boundaries (%d vs '
+                     '%d).' % (len(train.lr_decay_factors), len(train.decay_boundaries)))
+  if list(train.decay_boundaries) != sorted(train.decay_boundaries):
+    raise ValueError('--decay_boundaries must increase, got %s.' % (train.decay_boundaries,))
+  if train.batch_size < 1 or train.max_number_of_steps < 1:
+    raise ValueError('--batch_size and --max_number_of_steps must be >= 1.')
+  layers.kernel_initializer(train.weight_init)  # raises naming --weight_init
+  backbone = model_spec.backbone(model)
+  if train.checkpoint_path and model.width_multiplier not in backbone.pretrained_widths:
+    widths = backbone.pretrained_widths
+    raise ValueError('--checkpoint_path (ImageNet %s) needs --width_multiplier%s, got %s.'
+                     % (backbone.name, '=%s' % widths[0] if len(widths) == 1 else
+                        ' in %s' % ', '.join(str(w) for w in widths), model.width_multiplier))
+  if train.checkpoint_path and model.backbone_batch_norm and not backbone.always_batch_norm:
+    raise ValueError('--checkpoint_path (ImageNet %s) has no batch norm: drop '
+                     '--backbone_batch_norm.' % backbone.name)
