@@ -30,8 +30,6 @@ from utility import voc_metric
 
 tf1 = tf.compat.v1
 
-_Object = collections.namedtuple('_Object', 'name xmin ymin xmax ymax difficult')
-_Annotation = collections.namedtuple('_Annotation', 'objects')
 
 
 def image_id_from_filename(filename):
@@ -105,8 +103,9 @@ class VocDetectionAccumulator(DetectionEvaluator):
       image_id = image_id_from_filename(filename)
       n_gt = int(num_gt[i])
       gt_pixels = box_lib.normalized_to_voc_pixels(gt_boxes[i, :n_gt], heights[i], widths[i])
-      self._gt[image_id] = _Annotation(tuple(
-          _Object(self.class_names[int(label) - 1], *box, difficult=int(difficult))
+      self._gt[image_id] = voc_metric.ImageGroundTruth(tuple(
+          voc_metric.GroundTruthObject(self.class_names[int(label) - 1], *box,
+                                       difficult=int(difficult))
           for box, label, difficult in zip(gt_pixels, gt_labels[i, :n_gt],
                                            gt_difficult[i, :n_gt])))
       n_det = int(num_det[i])

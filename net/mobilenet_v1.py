@@ -82,12 +82,8 @@ def keras_name(relative_name):
   return '%s/%s' % (parts[0], _KERAS_WEIGHTS.get(parts[1], parts[1]))
 
 
-def init_from_checkpoint(checkpoint_path, model_scope, model_config, train_config):
-  """Scaffold init_fn loading Keras Applications MobileNet .h5 weights (any alpha)."""
-  del model_config  # the shapes check the width against the file
-  return keras_weights.build_init_assignments(
-      checkpoint_path, model_scope, SCOPE, keras_name,
-      exclude_scopes=train_config.checkpoint_exclude_scopes).init_fn
+# Scaffold init_fn loading Keras Applications MobileNet .h5 weights (any alpha).
+init_from_checkpoint = keras_weights.init_from_checkpoint_fn(SCOPE, keras_name)
 
 
 BACKBONE = backbones.Backbone(

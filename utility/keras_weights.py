@@ -124,3 +124,19 @@ def build_init_assignments(path, model_scope, backbone_scope, keras_name, variab
 
   replica_context = tf.distribute.get_replica_context()
   return build() if replica_context is None else replica_context.merge_call(build)
+
+
+def init_from_checkpoint_fn(backbone_scope, keras_name):
+  """A Backbone.init_from_checkpoint for a backbone whose variables map to Keras weights.
+
+  Returns:
+    init_from_checkpoint(checkpoint_path, model_scope, model_config, train_config) -> Scaffold
+    init_fn; the file's shapes check the width multiplier (Keras alpha).
+  """
+
+  def init_from_checkpoint(checkpoint_path, model_scope, model_config, train_config):
+    del model_config
+    return build_init_assignments(checkpoint_path, model_scope, backbone_scope, keras_name,
+                                  exclude_scopes=train_config.checkpoint_exclude_scopes).init_fn
+
+  return init_from_checkpoint

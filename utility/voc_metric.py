@@ -47,6 +47,22 @@ DEFAULT_PREFIX = 'comp4_det_test_'
 _IOU_CHUNK_ELEMENTS = 1 << 22
 
 
+class GroundTruthObject(typing.NamedTuple):
+  """One ground-truth object as the metric reads it (dataset.voc.VocObject has these fields
+  too): class name, 1-based inclusive pixel box, difficult flag."""
+  name: str
+  xmin: float
+  ymin: float
+  xmax: float
+  ymax: float
+  difficult: int = 0
+
+
+class ImageGroundTruth(typing.NamedTuple):
+  """The ground truth of one image: a tuple of GroundTruthObject (or VocObject)."""
+  objects: tuple
+
+
 class ClassDetections(typing.NamedTuple):
   """The detections of one class over a split, in file order.
 
@@ -346,8 +362,8 @@ def ground_truth_by_class(gt_annotations, class_names):
   """Regroups annotations per class for ``evaluate_class``.
 
   Args:
-    gt_annotations: {image_id: VocAnnotation} (anything with ``.objects`` whose items have
-      name, xmin, ymin, xmax, ymax, difficult).
+    gt_annotations: {image_id: ImageGroundTruth or dataset.voc.VocAnnotation} (anything with
+      ``.objects`` whose items have the fields of GroundTruthObject).
     class_names: classes to keep; objects of other classes are ignored.
 
   Returns:
