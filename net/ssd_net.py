@@ -135,10 +135,8 @@ def extra_blocks(architecture, backbone=''):
 
 def source_names(architecture, backbone=''):
   """Names of the head sources in order: ['conv4_3', 'fc7', 'conv8_2', ...] for ssd300."""
-  return (list(_probe_sources(get_architecture(architecture), backbone_name(architecture,
-                                                                             backbone),
-                              None, 'caffe')[0])
-          + ['%s_2' % block.name for block in extra_blocks(architecture, backbone)])
+  arch = get_architecture(architecture)
+  return list(_probe_sources(arch, backbone_name(arch, backbone), arch.image_size, 'caffe')[0])
 
 
 def _backbone_options(data_format, width_multiplier, is_training, batch_norm, backbone):
@@ -178,21 +176,12 @@ def build_feature_maps(images, architecture='ssd300', backbone='', data_format='
 
 @functools.lru_cache(maxsize=64)
 def _probe_sources(arch, backbone, image_size, extra_layer_padding):
-  """(source names, sides) from the static shapes of the sources built on a placeholder.
-
-  image_size None probes only the backbone's source names (at the architecture's size).
-  """
-  size = arch.image_size if image_size is None else image_size
+  """(source names, sides) from the static shapes of the sources built on a placeholder."""
   with tf.Graph().as_default():
-    images = tf1.placeholder(tf.float32, [1, size, size, 3])
+    images = tf1.placeholder(tf.float32, [1, image_size, image_size, 3])
     with tf1.variable_scope('probe'):
-      if image_size is None:
-        backbone_def = backbones.get(backbone)
-        sources = backbone_def.build(images, _backbone_options('NHWC', 1.0, False, False,
-                                                               backbone_def))
-      else:
-        sources = build_feature_maps(images, arch, backbone,
-                                     extra_layer_padding=extra_layer_padding)
+      sources = build_feature_maps(images, arch, backbone,
+                                   extra_layer_padding=extra_layer_padding)
     return (tuple(sources),
             tuple(tensor.shape[1] if tensor.shape[1] is None else int(tensor.shape[1])
                   for tensor in sources.values()))

@@ -24,9 +24,6 @@ class TrainingDiverged(RuntimeError):
   """The loss became NaN or Inf; the message names the step and likely causes."""
 
 
-validate = validation.validate  # kept for callers of training.validate
-
-
 # Model settings that change how the network runs, not its variables or its outputs beyond
 # rounding: a run may resume on another machine with other values (checkpoints hold float32
 # HWIO kernels in every case).
@@ -92,7 +89,7 @@ def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
   Raises:
     ValueError: bad settings; TrainingDiverged: NaN/Inf loss.
   """
-  validate(ssd_config)
+  validation.validate(ssd_config)
   check_resumable(ssd_config, model_dir)
   # The settings as asked for are saved (compute_dtype 'auto' stays 'auto', so evaluation and a
   # resumed run on another machine choose again); the graph is built from what runs here.

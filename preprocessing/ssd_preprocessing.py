@@ -48,10 +48,6 @@ from preprocessing import augmentation_ops
 from preprocessing import geometric
 from preprocessing import photometric
 from utility import boxes as boxes_lib
-from utility import image_convention
-
-CHANNEL_ORDERS = image_convention.CHANNEL_ORDERS
-
 
 def drop_difficult_objects(boxes, labels, difficult):
   """Leaves difficult objects out of the training targets (docs/RECIPE.md, "Matching and encoding").

@@ -184,8 +184,8 @@ def test_ssd_kernels_default_to_caffes_xavier_filler():
 
 
 def test_unknown_weight_init_is_refused_before_training():
-  from net import training
+  from net import validation
   from utility import config as config_lib
   bad = config_lib.SSDConfig(train=config_lib.TrainConfig(weight_init='he'))
   with pytest.raises(ValueError, match=r"--weight_init must be one of xavier, glorot, got 'he'\."):
-    training.validate(bad)
+    validation.validate(bad)
