@@ -1,13 +1,16 @@
-"""Evaluate a trained SSD on the val shards with the VOC protocol.
+"""Evaluate a trained SSD on the val shards with the VOC protocol or COCO's (pycocotools).
 
-  python eval_ssd.py --data_dir=DIR --model_dir=DIR [--det_dir=DIR] [--metric=voc07|area]
+  python eval_ssd.py --data_dir=DIR --model_dir=DIR [--det_dir=DIR] [--metric=voc07|area|coco]
       [--batch_size=8] [--checkpoint_path=CKPT] [--json_output=FILE]
       [--score_threshold=0.01 --pre_nms_top_k=400 --nms_iou_threshold=0.45 ...]
 
 Builds the model from <model_dir>/ssd_config.json (whatever recipe trained it), runs detection
 with per-class NMS in the graph, writes devkit result files comp4_det_test_<class>.txt (1-based
 pixels of the original images) into --det_dir, prints per-class AP and mAP and writes them to
-TensorBoard (<model_dir>/eval).
+TensorBoard (<model_dir>/eval). --metric=coco instead writes <det_dir>/coco_results.json (COCO's
+results format: original pixels, the dataset's category ids) and prints and logs COCOeval's twelve
+numbers (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl); --json_output then
+holds those twelve keys.
 """
 
 import os
@@ -32,9 +35,10 @@ flags.DEFINE_string('val_file_pattern', 'val-*', 'Evaluation shards, relative to
 flags.DEFINE_string('det_dir', '', 'Where to write result files; default <model_dir>/detections.')
 flags.DEFINE_integer('batch_size', 8, 'Images per evaluation batch.')
 flags.DEFINE_string('checkpoint_path', '', 'A specific checkpoint; default: the latest.')
-flags.DEFINE_string('metric', '', "Evaluator (voc07: 11-point VOC07 AP, area: VOC2010+ AP); "
-                    "'' = the model's --eval_metric.")
-flags.DEFINE_string('json_output', '', 'Also write {"mAP", "ap", "metric"} here.')
+flags.DEFINE_string('metric', '', "Evaluator (voc07: 11-point VOC07 AP, area: VOC2010+ AP, "
+                    "coco: COCOeval AP@[.5:.95]); '' = the model's --eval_metric.")
+flags.DEFINE_string('json_output', '', 'Also write the numbers here: {"mAP", "ap", "metric"} '
+                    '(VOC) or {"AP", "AP50", ..., "ARl"} (coco).')
 flags.DEFINE_string('data_format', '', 'Override the trained NHWC/NCHW layout (e.g. NHWC on CPU).')
 ssd_flags.define_config_flags(sections=('postprocess',))
 flags.mark_flags_as_required(['data_dir', 'model_dir'])

@@ -1,12 +1,22 @@
-r"""Converts a Pascal VOC layout to sharded TFRecords.
+r"""Converts a Pascal VOC layout, or a COCO-format dataset, to sharded TFRecords.
 
     python dataset/convert_tfrecords.py --dataset_directory=VOCROOT --output_directory=DIR \
         [--train_splits=VOC2007:trainval,VOC2012:trainval] [--val_splits=VOC2007:test] \
         [--train_shards=16] [--val_shards=16] [--num_workers=2] [--strict] [--class_names=voc]
 
+    python dataset/convert_tfrecords.py --format=coco --annotations=instances_train2017.json \
+        --images=train2017/ --output_directory=DIR [--split_name=train|val] [--train_shards=...]
+
 VOCROOT is the VOCdevkit folder or its parent. Image ids come from ImageSets/Main/<split>.txt.
 Output: DIR/train-00000-of-00016 ... and DIR/val-00000-of-00016 ... (keys in
 docs/TFRECORD_FORMAT.md), plus DIR/conversion_summary.json.
+
+COCO (dataset/coco.py): one instances file and its image folder become one set (--split_name);
+run it once per split into the same DIR. The categories sorted by id are labels 1..N; the
+summary records "class_names" and "category_ids" (label i -> category_ids[i - 1]), which
+training and evaluation read back to write results with the original ids. Crowd objects are
+stored with iscrowd 1 (training leaves them out of the targets, evaluation ignores them as
+COCOeval does); images without annotations are kept in both splits (negatives).
 
 Choices:
 - Records are shuffled with --seed before being dealt round-robin into the shards, so every
@@ -47,6 +57,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from dataset import coco
 from dataset import tfrecord_io
 from dataset import voc
 from utility import file_io
@@ -235,16 +246,57 @@ def load_item(voc_root, year_folder, image_id, class_names, keep_empty):
   objects, object_warnings = voc.sanitize_objects(annotation, width, height, class_names,
                                                   source=xml_path)
   warnings += object_warnings
+  return _item_result(key, xml_path, encoded, image_id + '.jpg', height, width, objects,
+                      class_names, keep_empty, warnings, reencoded)
+
+
+def _item_result(key, source, encoded, filename, height, width, objects, class_names,
+                 keep_empty, warnings, reencoded, source_id=''):
+  """The ItemResult of an image whose objects were validated (both formats)."""
   note = None
   if not objects:
     if not keep_empty:
-      return _skip(key, '%s has no valid object left; kept out of the training set.' % xml_path,
+      return _skip(key, '%s has no valid object left; kept out of the training set.' % source,
                    warnings)
-    note = '%s has no valid object; kept in the validation set.' % xml_path
-  example = tfrecord_io.make_example(encoded, image_id + '.jpg', height, width, objects,
-                                     class_names)
+    note = '%s has no valid object; kept as an image without objects.' % source
+  example = tfrecord_io.make_example(encoded, filename, height, width, objects, class_names,
+                                     source_id=source_id)
   return ItemResult(key, example.SerializeToString(deterministic=True), objects, warnings,
                     None, reencoded, note)
+
+
+def load_coco_item(dataset, images_directory, index, keep_empty):
+  """Reads, validates and serializes image ``index`` of a CocoDataset (runs in a worker).
+
+  The boxes are in the pixels of the size the annotation file gives; an image file of another
+  size is skipped (its boxes would be wrong), a missing size is taken from the file.
+  """
+  image = dataset.images[index]
+  key = 'image %d (%s)' % (image.image_id, image.file_name)
+  path = coco.image_path(images_directory, image)
+  if not os.path.isfile(path):
+    return _skip(key, '%s (image id %d of %s) is missing on disk.'
+                 % (path, image.image_id, dataset.path))
+  try:
+    encoded, height, width, reencoded = load_image(path)
+  except (ImageError, OSError) as e:
+    return _skip(key, str(e))
+  warnings = [reencoded] if reencoded else []
+  listed = (image.width, image.height)
+  if all(isinstance(v, int) and v > 0 for v in listed):
+    if listed != (width, height):
+      return _skip(key, '%s: image id %d is %dx%d in the annotations but %s is %dx%d; its '
+                   'boxes cannot be trusted.' % (dataset.path, image.image_id, listed[0],
+                                                 listed[1], path, width, height))
+  else:
+    warnings.append('%s: image id %d has no valid width/height; using the file\'s %dx%d.'
+                    % (dataset.path, image.image_id, width, height))
+  objects, object_warnings = coco.sanitize_objects(image, dataset.categories, width, height,
+                                                   source=dataset.path)
+  return _item_result(key, '%s image id %d' % (dataset.path, image.image_id), encoded,
+                      image.file_name, height, width, objects, dataset.categories.names,
+                      keep_empty, warnings + object_warnings, reencoded,
+                      source_id=str(image.image_id))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,6 +314,7 @@ class _SetStats(object):
     self.objects_per_class = collections.Counter()
     self.difficult = 0
     self.truncated = 0
+    self.crowd = 0
     self.images_without_objects = 0
 
   def add(self, result):
@@ -269,11 +322,12 @@ class _SetStats(object):
     self.objects_per_class.update(obj.name for obj in result.objects)
     self.difficult += sum(obj.difficult for obj in result.objects)
     self.truncated += sum(obj.truncated for obj in result.objects)
+    self.crowd += sum(getattr(obj, 'iscrowd', 0) for obj in result.objects)
     self.images_without_objects += int(not result.objects)
 
   def as_dict(self, shards):
     return {
-        'splits': ['%s:%s' % spec for spec in self.specs],
+        'splits': list(self.specs),
         'images_listed': self.images_listed,
         'images_written': self.images_written,
         'images_without_objects': self.images_without_objects,
@@ -281,6 +335,7 @@ class _SetStats(object):
         'objects_per_class': {name: self.objects_per_class[name] for name in self.class_names},
         'difficult': self.difficult,
         'truncated': self.truncated,
+        'crowd': self.crowd,
         'shards': shards,
     }
 
@@ -372,7 +427,7 @@ def _write_json_atomically(path, data):
 
 
 def _plan(dataset_directory, train_specs, val_specs, seed, report):
-  """[(set name, specs, shuffled items, keep_empty)], failing early on a missing split."""
+  """[(set name, split labels, shuffled items, keep_empty)], failing early on a missing split."""
   if not os.path.isdir(dataset_directory):
     raise ConversionError('--dataset_directory %s is not a folder; point it at VOCdevkit or its '
                           'parent.' % dataset_directory)
@@ -381,9 +436,10 @@ def _plan(dataset_directory, train_specs, val_specs, seed, report):
                                           ('val', val_specs, True, 1)):
     if specs:
       items = shuffled(list_items(dataset_directory, specs), seed + offset)
-      plan.append((name, specs, items, keep_empty))
+      plan.append((name, ['%s:%s' % spec for spec in specs],
+                   [(year, image_id, keep_empty) for year, image_id in items], keep_empty))
   if len(plan) == 2:
-    shared = sorted(set(plan[0][2]) & set(plan[1][2]))
+    shared = sorted(set(item[:2] for item in plan[0][2]) & set(item[:2] for item in plan[1][2]))
     if shared:
       report.warn('%d images are in both the train and val splits (e.g. %s/%s); the '
                   'evaluation will be optimistic.' % ((len(shared),) + shared[0]))
@@ -392,10 +448,71 @@ def _plan(dataset_directory, train_specs, val_specs, seed, report):
   return plan
 
 
+def _check_counts(train_shards, val_shards, num_workers):
+  if min(train_shards, val_shards) < 1 or num_workers < 1:
+    raise ConversionError('--train_shards, --val_shards and --num_workers must be >= 1.')
+
+
+def _write_plan(plan, output_directory, load_fn, shards_of, num_workers, report, class_names):
+  """Writes every set of plan (one code path for all formats); returns {set name: stats dict}.
+
+  Args:
+    plan: [(set name, split labels, items, keep_empty)]; load_fn(*item) -> ItemResult.
+    shards_of: set name -> number of shards.
+
+  Raises:
+    ConversionError: when a set has no image left; nothing is written to the final names then.
+  """
+  os.makedirs(output_directory, exist_ok=True)
+  _remove_stale_temp_dirs(output_directory)
+  temp_dir = tempfile.mkdtemp(prefix='%s%d-' % (TEMP_PREFIX, os.getpid()), dir=output_directory)
+  sets, shards_per_set = {}, {}
+  executor = concurrent.futures.ThreadPoolExecutor(num_workers)
+  try:
+    with executor:
+      for name, split_labels, items, _ in plan:
+        stats = _SetStats(name, split_labels, class_names, len(items))
+        shards = write_set(name, items, shards_of(name), temp_dir, executor, load_fn, report,
+                           stats)
+        if not stats.images_written:
+          raise ConversionError('No image of %s could be converted; see the warnings above.'
+                                % ','.join(split_labels))
+        sets[name], shards_per_set[name] = stats.as_dict(shards), shards
+    _publish(output_directory, temp_dir, shards_per_set)
+  except BaseException:
+    executor.shutdown(wait=True, cancel_futures=True)  # stop queued work before cleaning up
+    raise
+  finally:
+    shutil.rmtree(temp_dir, ignore_errors=True)
+  return sets
+
+
+def _summary(source, output_directory, class_names, sets, report, start, extra=None,
+             images=None):
+  """The conversion summary, also written (atomically) as DIR/conversion_summary.json.
+
+  images: how many images this run read (default: all of sets) for images_per_sec.
+  """
+  seconds = time.time() - start
+  if images is None:
+    images = sum(s['images_listed'] for s in sets.values())
+  summary = {'dataset_directory': source, 'output_directory': output_directory,
+             'class_names': list(class_names)}
+  summary.update(extra or {})
+  summary.update({
+      'sets': sets, 'skipped': report.skipped,
+      'reencoded': report.reencoded, 'num_warnings': len(report.warnings),
+      'warnings': report.warnings, 'notes': report.notes, 'seconds': round(seconds, 3),
+      'images_per_sec': round(images / max(seconds, 1e-9), 1),
+  })
+  _write_json_atomically(os.path.join(output_directory, SUMMARY_FILENAME), summary)
+  return summary
+
+
 def convert(dataset_directory, output_directory, train_specs, val_specs, train_shards=16,
             val_shards=16, num_workers=2, strict=False, class_names=label_utils.VOC_CLASSES,
             seed=0, load_fn=None):
-  """Converts the listed splits; returns the summary dict (also written as JSON).
+  """Converts the listed VOC splits; returns the summary dict (also written as JSON).
 
   Args:
     dataset_directory: VOCdevkit folder or its parent.
@@ -411,47 +528,81 @@ def convert(dataset_directory, output_directory, train_specs, val_specs, train_s
   Raises:
     ConversionError, voc.DatasetLayoutError: nothing is written to the final names then.
   """
-  if min(train_shards, val_shards) < 1 or num_workers < 1:
-    raise ConversionError('--train_shards, --val_shards and --num_workers must be >= 1.')
+  _check_counts(train_shards, val_shards, num_workers)
   start = time.time()
   report = _Report(strict)
   plan = _plan(dataset_directory, train_specs, val_specs, seed, report)
-  os.makedirs(output_directory, exist_ok=True)
-  _remove_stale_temp_dirs(output_directory)
-  temp_dir = tempfile.mkdtemp(prefix='%s%d-' % (TEMP_PREFIX, os.getpid()), dir=output_directory)
   if load_fn is None:
     def load_fn(year_folder, image_id, keep_empty):
       return load_item(dataset_directory, year_folder, image_id, class_names, keep_empty)
-  sets, shards_per_set = {}, {}
-  executor = concurrent.futures.ThreadPoolExecutor(num_workers)
-  try:
-    with executor:
-      for name, specs, items, keep_empty in plan:
-        stats = _SetStats(name, specs, class_names, len(items))
-        set_items = [(year, image_id, keep_empty) for year, image_id in items]
-        shards = write_set(name, set_items, train_shards if name == 'train' else val_shards,
-                           temp_dir, executor, load_fn, report, stats)
-        if not stats.images_written:
-          raise ConversionError('No image of %s could be converted; see the warnings above.'
-                                % ','.join('%s:%s' % spec for spec in specs))
-        sets[name], shards_per_set[name] = stats.as_dict(shards), shards
-    _publish(output_directory, temp_dir, shards_per_set)
-  except BaseException:
-    executor.shutdown(wait=True, cancel_futures=True)  # stop queued work before cleaning up
-    raise
-  finally:
-    shutil.rmtree(temp_dir, ignore_errors=True)
-  seconds = time.time() - start
-  images = sum(s['images_listed'] for s in sets.values())
-  summary = {
-      'dataset_directory': dataset_directory, 'output_directory': output_directory,
-      'class_names': list(class_names), 'sets': sets, 'skipped': report.skipped,
-      'reencoded': report.reencoded, 'num_warnings': len(report.warnings),
-      'warnings': report.warnings, 'notes': report.notes, 'seconds': round(seconds, 3),
-      'images_per_sec': round(images / max(seconds, 1e-9), 1),
-  }
-  _write_json_atomically(os.path.join(output_directory, SUMMARY_FILENAME), summary)
-  return summary
+  sets = _write_plan(plan, output_directory, load_fn,
+                     lambda name: train_shards if name == 'train' else val_shards,
+                     num_workers, report, class_names)
+  return _summary(dataset_directory, output_directory, class_names, sets, report, start)
+
+
+def _sets_kept_from(output_directory, class_names, category_ids, split_name):
+  """The other sets of an earlier COCO conversion into output_directory (one split per run).
+
+  Raises:
+    ConversionError: when that conversion has other categories (its shards would disagree).
+  """
+  path = os.path.join(output_directory, SUMMARY_FILENAME)
+  if not os.path.isfile(path):
+    return {}
+  with open(path, encoding='utf-8') as f:
+    old = json.load(f)
+  kept = {name: stats for name, stats in old.get('sets', {}).items() if name != split_name
+          and all(os.path.isfile(os.path.join(output_directory, shard))
+                  for shard in stats.get('shards', ()))}
+  if kept and (old.get('class_names') != list(class_names)
+               or old.get('category_ids') != list(category_ids)):
+    raise ConversionError(
+        '%s holds the %s set of a conversion with other categories; write this split to an '
+        'empty --output_directory or convert every split from the same category list.'
+        % (output_directory, '/'.join(sorted(kept))))
+  return kept
+
+
+def convert_coco(annotations, images_directory, output_directory, split_name='train',
+                 num_shards=16, num_workers=2, strict=False, seed=0):
+  """Converts one COCO-format split (instances JSON + image folder) into <split_name>-* shards.
+
+  Images without (valid) annotations are kept: they are negatives. The summary keeps the other
+  split of an earlier run into the same output_directory.
+
+  Returns:
+    The summary dict (also written as conversion_summary.json), with "category_ids".
+
+  Raises:
+    ConversionError, coco.CocoFormatError: nothing is written to the final names then.
+  """
+  _check_counts(num_shards, num_shards, num_workers)
+  if not split_name or '/' in split_name or split_name.startswith('.'):
+    raise ConversionError('--split_name %r must be a plain name such as train or val.'
+                          % split_name)
+  if not os.path.isdir(images_directory or ''):
+    raise ConversionError('--images %s is not a folder; point it at the folder of the images '
+                          'that %s lists.' % (images_directory, annotations))
+  start = time.time()
+  report = _Report(strict)
+  dataset = coco.load(annotations)
+  for message in dataset.warnings:
+    report.warn(message)
+  class_names, category_ids = dataset.categories.names, dataset.categories.ids
+  kept = _sets_kept_from(output_directory, class_names, category_ids, split_name)
+  items = shuffled([(index, True) for index in range(len(dataset.images))], seed)
+  plan = [(split_name, [annotations], items, True)]
+
+  def load_fn(index, keep_empty):
+    return load_coco_item(dataset, images_directory, index, keep_empty)
+
+  sets = _write_plan(plan, output_directory, load_fn, lambda name: num_shards, num_workers,
+                     report, class_names)
+  kept.update(sets)
+  return _summary(images_directory, output_directory, class_names, kept, report, start,
+                  extra={'format': 'coco', 'annotations': annotations,
+                         'category_ids': list(category_ids)}, images=len(items))
 
 
 def format_summary(summary):
@@ -459,10 +610,10 @@ def format_summary(summary):
   lines = []
   for name, s in summary['sets'].items():
     lines.append('%s (%s): %d of %d images written to %d shards, %d objects (%d difficult, %d '
-                 'truncated), %d images without objects'
+                 'truncated, %d crowd), %d images without objects'
                  % (name, ','.join(s['splits']), s['images_written'], s['images_listed'],
                     len(s['shards']), s['objects'], s['difficult'], s['truncated'],
-                    s['images_without_objects']))
+                    s.get('crowd', 0), s['images_without_objects']))
     lines += ['  %-12s %6d' % (cls, count) for cls, count in s['objects_per_class'].items()]
   lines.append('skipped %d images:' % len(summary['skipped']))
   lines += ['  %s' % item['reason'] for item in summary['skipped']]
@@ -476,30 +627,48 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  flags.DEFINE_string('dataset_directory', None, 'VOCdevkit folder or its parent.')
+  flags.DEFINE_enum('format', 'voc', ['voc', 'coco'], 'Input layout: a VOCdevkit (voc) or a '
+                    'COCO instances JSON plus its image folder (coco).')
+  flags.DEFINE_string('dataset_directory', None, 'VOC: the VOCdevkit folder or its parent.')
+  flags.DEFINE_string('annotations', None, 'COCO: the instances_*.json file.')
+  flags.DEFINE_string('images', None, 'COCO: the folder of the images the file lists.')
+  flags.DEFINE_string('split_name', 'train', 'COCO: the set to write (train or val: '
+                      'training reads train-*, evaluation val-*).')
   flags.DEFINE_string('output_directory', None, 'Folder that receives the shards.')
   flags.DEFINE_string('train_splits', 'VOC2007:trainval,VOC2012:trainval',
                       'YEAR:SPLIT list for the train set; empty skips it.')
   flags.DEFINE_string('val_splits', 'VOC2007:test', 'YEAR:SPLIT list for the val set; empty '
                       'skips it.')
-  flags.DEFINE_integer('train_shards', 16, 'Number of train shards.')
+  flags.DEFINE_integer('train_shards', 16, 'Number of train shards (COCO: of the split).')
   flags.DEFINE_integer('val_shards', 16, 'Number of val shards.')
   flags.DEFINE_integer('num_workers', 2, 'Decoding threads.')
   flags.DEFINE_bool('strict', False, 'Fail at the first warning, naming the file.')
-  flags.DEFINE_string('class_names', 'voc', "'voc', a comma-separated list, or a labels file.")
+  flags.DEFINE_string('class_names', 'voc', "VOC: 'voc', a comma-separated list, or a labels "
+                      "file (COCO takes the file's categories).")
   flags.DEFINE_integer('seed', 0, 'Seed of the record shuffle.')
-  flags.mark_flags_as_required(['dataset_directory', 'output_directory'])
+  flags.mark_flags_as_required(['output_directory'])
+
+
+def _run_from_flags():
+  if FLAGS.format == 'coco':
+    if not FLAGS.annotations or not FLAGS.images:
+      raise ConversionError('--format=coco needs --annotations=FILE and --images=DIR.')
+    return convert_coco(FLAGS.annotations, FLAGS.images, FLAGS.output_directory,
+                        FLAGS.split_name, FLAGS.train_shards, FLAGS.num_workers, FLAGS.strict,
+                        FLAGS.seed)
+  if not FLAGS.dataset_directory:
+    raise ConversionError('--dataset_directory is required for --format=voc.')
+  return convert(FLAGS.dataset_directory, FLAGS.output_directory,
+                 parse_split_specs(FLAGS.train_splits, 'train_splits'),
+                 parse_split_specs(FLAGS.val_splits, 'val_splits'),
+                 FLAGS.train_shards, FLAGS.val_shards, FLAGS.num_workers, FLAGS.strict,
+                 label_utils.load_class_names(FLAGS.class_names), FLAGS.seed)
 
 
 def main(argv):
   del argv
   try:
-    class_names = label_utils.load_class_names(FLAGS.class_names)
-    summary = convert(FLAGS.dataset_directory, FLAGS.output_directory,
-                      parse_split_specs(FLAGS.train_splits, 'train_splits'),
-                      parse_split_specs(FLAGS.val_splits, 'val_splits'),
-                      FLAGS.train_shards, FLAGS.val_shards, FLAGS.num_workers, FLAGS.strict,
-                      class_names, FLAGS.seed)
+    summary = _run_from_flags()
   except (ConversionError, ValueError) as e:
     sys.exit('Error: %s' % e)
   print('\n'.join(format_summary(summary)))

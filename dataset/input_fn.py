@@ -10,10 +10,16 @@ smaller), the unaugmented ground truth kept for the VOC metric.
 
 Output contract (what net/model_fn.py reads):
   features['image']: float32 [batch, size, size, 3], RGB minus the backbone mean.
-  features['filename']: string [batch]; 'height', 'width': int64 [batch] original size (eval).
+  features['filename']: string [batch]; 'height', 'width': int64 [batch] original size (eval);
+    'source_id': string [batch], the dataset's image id, b'' if the records have none (eval).
   labels['cls_targets']: int64 [batch, num_anchors]; 'loc_targets': float32 [batch, num_anchors,
     4]; 'boxes': float32 [batch, max_boxes, 4]; 'labels', 'difficult': int64 [batch, max_boxes];
-  'num_boxes': int32 [batch]. Ground-truth rows past num_boxes are zero padding.
+  'num_boxes': int32 [batch]; eval also 'iscrowd' int64 and 'area' float32 [batch, max_boxes].
+  Ground-truth rows past num_boxes are zero padding.
+
+Crowd objects (COCO iscrowd 1) are left out of the training targets, as the TF Object Detection
+API does (they are never positives; an image with nothing else left is skipped like one without
+objects); evaluation gets them with their flag and ignores them.
 """
 
 import os
@@ -58,6 +64,16 @@ def _encode_targets(model_inputs, boxes, labels, difficult, num_boxes):
   valid = target_assigner.non_difficult_mask(difficult, num_boxes)
   return model_inputs.assigner.assign(tf.constant(model_inputs.anchors), boxes, labels,
                                       gt_valid_mask=valid)
+
+
+def without_crowd(example):
+  """A decoded example without its crowd objects (training)."""
+  keep = tf.equal(example['iscrowd'], 0)
+  example = dict(example)
+  for key in ('boxes', 'labels', 'difficult', 'truncated', 'iscrowd', 'area'):
+    example[key] = tf.boolean_mask(example[key], keep)
+  example['num_boxes'] = tf.shape(example['labels'], out_type=tf.int32)[0]
+  return example
 
 
 def _ground_truth(boxes, labels, difficult, num_boxes, max_boxes):
@@ -110,13 +126,17 @@ def make_eval_example_fn(ssd_config, model_inputs):
       num_boxes = tf.identity(example['num_boxes'])
     image = ssd_preprocessing.preprocess_for_eval(example['image'], size,
                                                   model_inputs.convention)
-    targets = _encode_targets(model_inputs, example['boxes'], example['labels'],
-                              example['difficult'], num_boxes)
+    ignored = tf.maximum(example['difficult'], example['iscrowd'])  # not matched for the loss
+    targets = _encode_targets(model_inputs, example['boxes'], example['labels'], ignored,
+                              num_boxes)
     features = {'image': image, 'filename': example['filename'], 'height': example['height'],
                 'width': example['width']}
     label_dict = {'cls_targets': targets['cls_targets'], 'loc_targets': targets['loc_targets']}
     label_dict.update(_ground_truth(example['boxes'], example['labels'], example['difficult'],
                                     num_boxes, max_boxes))
+    features['source_id'] = example['source_id']
+    label_dict['iscrowd'] = _pad_rows(example['iscrowd'], max_boxes)
+    label_dict['area'] = _pad_rows(example['area'], max_boxes)
     return features, label_dict
 
   return _without_autograph(example_fn)
@@ -161,7 +181,8 @@ def train_dataset(file_pattern, ssd_config, model_inputs, batch_size, input_cont
   if input_context and input_context.num_input_pipelines > 1:
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   dataset = dataset.shuffle(input_config.shuffle_buffer, seed=seed).repeat()
-  dataset = dataset.map(_without_autograph(tfrecord_io.decode_example),
+  dataset = dataset.map(_without_autograph(lambda record: without_crowd(
+      tfrecord_io.decode_example(record))),
                         num_parallel_calls=_autotune(input_config.num_parallel_calls),
                         deterministic=seed is not None)
   dataset = dataset.filter(_without_autograph(lambda example: example['num_boxes'] > 0))

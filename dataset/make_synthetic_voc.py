@@ -1,4 +1,4 @@
-r"""Generates a synthetic dataset in the exact Pascal VOC layout.
+r"""Generates a synthetic dataset in the exact Pascal VOC layout (or in COCO's).
 
     python dataset/make_synthetic_voc.py --output_dir=DIR --num_trainval=400 --num_test=100 \
         --seed=0 [--classes=aeroplane,bicycle] [--with_voc2012 --num_trainval_2012=200]
@@ -17,9 +17,23 @@ box is clipped to the image.
 
 Each image has its own seed derived from (--seed, year, image number), so the output is
 byte-identical for a given seed whatever the number of worker processes.
+
+    python dataset/make_synthetic_voc.py --format=coco --output_dir=DIR --num_trainval=400 \
+        --num_test=100 --seed=0 [--classes=aeroplane,bicycle]
+
+writes the same VOC2007 images (identical JPEG bytes, same names such as 000005.jpg) in the COCO
+layout instead: DIR/coco/images/{train,val}/ (trainval -> train, test -> val) and the official
+COCO instances files DIR/coco/annotations/instances_{train,val}.json. Image ids are the VOC image
+numbers (5 for 000005); annotation ids run from 1 across both files; the class at position i of
+--classes gets category id 2*i + 1 (not contiguous, to exercise label mapping). Each bbox is the
+VOC box in COCO's 0-based continuous terms [xmin - 1, ymin - 1, xmax - xmin + 1,
+ymax - ymin + 1], its area the object's visible pixel count, iscrowd the VOC difficult flag, and
+its segmentation the box as one polygon. The JSON has sorted keys, so it is byte-identical for a
+given seed too.
 """
 
 import collections
+import json
 import multiprocessing
 import os
 import sys
@@ -46,6 +60,11 @@ SMALL_SCALE = 0.09                    # below this, an object may be marked diff
 SMALL_DIFFICULT_PROBABILITY = 0.25    # ...with this probability (VOC marks many tiny ones)
 MAX_ROTATION_DEGREES = 20.0
 PLACEMENT_TRIES = 25
+
+# COCO output: the VOC2007 images under COCO names (trainval -> train, test -> val).
+COCO_SOURCE_YEAR_FOLDER = 'VOC2007'   # seeds the COCO images exactly like VOC2007's
+COCO_SPLITS = (('trainval', 'train'), ('test', 'val'))
+COCO_SUPERCATEGORY = 'synthetic'
 
 COLOURS = {  # RGB
     'red': (215, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 215),
@@ -326,14 +345,38 @@ def generate_image(rng, class_names, min_size=200, max_size=400, max_objects=6):
   Returns:
     (image uint8 [height, width, 3] RGB, list of VocObject with 1-based inclusive pixel boxes).
   """
+  image, objects, _ = render_image(rng, class_names, min_size, max_size, max_objects)
+  return image, objects
+
+
+def visible_pixel_counts(owner, num_placements):
+  """Visible pixel count of each placement that shows at all, in placement order.
+
+  This is the order and the selection of _annotate (which skips entirely hidden placements), so
+  the i-th count belongs to the i-th annotated object.
+  """
+  counts = np.bincount(owner.ravel() + 1, minlength=num_placements + 1)[1:]
+  return [int(count) for count in counts if count > 0]
+
+
+def render_image(rng, class_names, min_size=200, max_size=400, max_objects=6):
+  """generate_image plus the visible pixel count (segmentation area) of each object.
+
+  Returns:
+    (image uint8 [height, width, 3] RGB, list of VocObject, list of int pixel counts, one per
+     object: the pixels the object owns in the owner map of draw_objects).
+  """
   width, height = (int(v) for v in rng.integers(min_size, max_size + 1, size=2))
   image = make_background(rng, width, height)
   placements = place_objects(rng, class_names, width, height, int(rng.integers(1, max_objects + 1)))
   owner, drawn = draw_objects(rng, image, placements)
   objects = _annotate(rng, placements, owner, drawn, width, height)
+  areas = visible_pixel_counts(owner, len(placements))
+  if len(areas) != len(objects):
+    raise AssertionError('%d visible pixel counts for %d objects.' % (len(areas), len(objects)))
   image += rng.standard_normal(image.shape, dtype=np.float32) * 5.0
   image = cv2.GaussianBlur(image, (3, 3), 0.6)
-  return np.clip(np.round(image), 0, 255).astype(np.uint8), objects
+  return np.clip(np.round(image), 0, 255).astype(np.uint8), objects, areas
 
 
 # ----------------------------------------------------------------------------------------------
@@ -367,6 +410,26 @@ def _write_atomically(path, data):
   file_io.atomic_write(path, data)
 
 
+def render_sample(seed, year_folder, number, class_names, min_size, max_size):
+  """Draws and JPEG-encodes one image; the single drawing path of both output formats.
+
+  The image's generator is seeded with (seed, year, number), year being the digits ending
+  year_folder (0 if none), so a given image is the same whatever the format or worker.
+
+  Returns:
+    (JPEG bytes, width, height, list of VocObject, list of visible pixel counts per object).
+  """
+  year = int(year_folder[-4:]) if year_folder[-4:].isdigit() else 0
+  rng = np.random.default_rng([seed, year, number])
+  image, objects, areas = render_image(rng, class_names, min_size, max_size)
+  ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                          [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+  if not ok:
+    raise RuntimeError('JPEG encoding failed for %s image %d.' % (year_folder, number))
+  height, width = image.shape[:2]
+  return jpeg.tobytes(), width, height, objects, areas
+
+
 def write_sample(task):
   """Generates and writes one image + annotation; returns (id, width, height, objects).
 
@@ -374,28 +437,37 @@ def write_sample(task):
     task: (year_dir, year_folder, image_id, seed, image_number, class_names, min_size, max_size).
   """
   year_dir, year_folder, image_id, seed, number, class_names, min_size, max_size = task
-  year = int(year_folder[-4:]) if year_folder[-4:].isdigit() else 0
-  rng = np.random.default_rng([seed, year, number])
-  image, objects = generate_image(rng, class_names, min_size, max_size)
-  ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                          [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-  if not ok:
-    raise RuntimeError('JPEG encoding failed for %s.' % image_id)
-  height, width = image.shape[:2]
-  _write_atomically(os.path.join(year_dir, 'JPEGImages', image_id + '.jpg'), jpeg.tobytes())
+  jpeg, width, height, objects, _ = render_sample(seed, year_folder, number, class_names,
+                                                  min_size, max_size)
+  _write_atomically(os.path.join(year_dir, 'JPEGImages', image_id + '.jpg'), jpeg)
   xml = annotation_xml(year_folder, image_id + '.jpg', width, height, objects, seed)
   _write_atomically(os.path.join(year_dir, 'Annotations', image_id + '.xml'),
                     xml.encode('utf-8'))
   return image_id, width, height, objects
 
 
-def _run(tasks, num_workers):
+def write_coco_sample(task):
+  """Generates and writes one COCO image; returns (id, width, height, objects, areas).
+
+  The JPEG is the one write_sample writes for the same VOC2007 image number.
+
+  Args:
+    task: (images_dir, image_id, seed, image_number, class_names, min_size, max_size).
+  """
+  images_dir, image_id, seed, number, class_names, min_size, max_size = task
+  jpeg, width, height, objects, areas = render_sample(seed, COCO_SOURCE_YEAR_FOLDER, number,
+                                                      class_names, min_size, max_size)
+  _write_atomically(os.path.join(images_dir, image_id + '.jpg'), jpeg)
+  return image_id, width, height, objects, areas
+
+
+def _run(tasks, num_workers, worker=write_sample):
   if num_workers <= 1 or len(tasks) < 8:
-    return [write_sample(task) for task in tasks]
+    return [worker(task) for task in tasks]
   # fork: workers inherit the imported modules (no TensorFlow here); seeds are per image, so
   # results do not depend on which worker draws which image.
   with multiprocessing.get_context('fork').Pool(num_workers) as pool:
-    return pool.map(write_sample, tasks, chunksize=8)
+    return pool.map(worker, tasks, chunksize=8)
 
 
 def validate_class_names(class_names):
@@ -404,6 +476,14 @@ def validate_class_names(class_names):
     raise ValueError('--classes has names without a synthetic style: %s; use VOC class names '
                      '(%s).' % (', '.join(unknown), ','.join(label_utils.VOC_CLASSES)))
   return tuple(class_names)
+
+
+def _check_options(class_names, min_size, max_size):
+  """Validated class names (a tuple); raises ValueError on unknown names or bad sizes."""
+  class_names = validate_class_names(class_names)
+  if not 0 < min_size <= max_size:
+    raise ValueError('Need 0 < --min_size <= --max_size (got %d, %d).' % (min_size, max_size))
+  return class_names
 
 
 def generate_voc(output_dir, num_trainval, num_test, seed, class_names=label_utils.VOC_CLASSES,
@@ -417,9 +497,7 @@ def generate_voc(output_dir, num_trainval, num_test, seed, class_names=label_uti
   Returns:
     {split key like 'VOC2007/trainval': list of (id, width, height, objects)}.
   """
-  class_names = validate_class_names(class_names)
-  if not 0 < min_size <= max_size:
-    raise ValueError('Need 0 < --min_size <= --max_size (got %d, %d).' % (min_size, max_size))
+  class_names = _check_options(class_names, min_size, max_size)
   plan = [('VOC2007', 'trainval', ['%06d' % (i + 1) for i in range(num_trainval)]),
           ('VOC2007', 'test', ['%06d' % (num_trainval + i + 1) for i in range(num_test)])]
   if num_trainval_2012 > 0:
@@ -438,6 +516,128 @@ def generate_voc(output_dir, num_trainval, num_test, seed, class_names=label_uti
                               split + '.txt')
     _write_atomically(split_path, ''.join(i + '\n' for i in ids).encode('ascii'))
   return results
+
+
+# ----------------------------------------------------------------------------------------------
+# COCO format.
+
+def coco_category_id(index):
+  """COCO category id of the class at 0-based position index of the class list: 1, 3, 5, ...
+
+  Deliberately not contiguous (unlike labels 1..N), so readers must map ids to labels.
+  """
+  return 2 * int(index) + 1
+
+
+def coco_categories(class_names):
+  """The "categories" list: one {"id", "name", "supercategory"} per class, in class order."""
+  return [{'id': coco_category_id(index), 'name': name, 'supercategory': COCO_SUPERCATEGORY}
+          for index, name in enumerate(class_names)]
+
+
+def coco_bbox(obj):
+  """COCO [x, y, w, h] (continuous, 0-based) of a VocObject's 1-based inclusive pixel box."""
+  return [float(obj.xmin - 1), float(obj.ymin - 1), float(obj.xmax - obj.xmin + 1),
+          float(obj.ymax - obj.ymin + 1)]
+
+
+def coco_annotation(annotation_id, image_id, category_id, obj, area):
+  """One COCO instance annotation for a VocObject.
+
+  Args:
+    annotation_id, image_id, category_id: COCO integer ids.
+    obj: VocObject (1-based inclusive pixel box); a difficult object becomes iscrowd 1, which
+      COCO evaluation ignores as VOC evaluation ignores difficult objects.
+    area: the object's visible pixel count (its segmentation area).
+  """
+  x, y, w, h = coco_bbox(obj)
+  return {'id': int(annotation_id), 'image_id': int(image_id), 'category_id': int(category_id),
+          'bbox': [x, y, w, h], 'area': float(area), 'iscrowd': int(bool(obj.difficult)),
+          'segmentation': [[x, y, x + w, y, x + w, y + h, x, y + h]]}
+
+
+def coco_instances(samples, class_names, first_annotation_id, description):
+  """COCO instances dict of one split.
+
+  Args:
+    samples: list of (image id text like '000005', width, height, objects, areas).
+    class_names: the class list; an object's category is coco_category_id(its position).
+    first_annotation_id: id of the split's first annotation (ids run on from there).
+    description: text for info.description.
+
+  Returns:
+    (instances dict, the next free annotation id).
+  """
+  positions = {name: index for index, name in enumerate(class_names)}
+  images, annotations = [], []
+  annotation_id = first_annotation_id
+  for image_id, width, height, objects, areas in samples:
+    number = int(image_id)
+    images.append({'id': number, 'file_name': image_id + '.jpg', 'width': int(width),
+                   'height': int(height)})
+    for obj, area in zip(objects, areas):
+      if obj.name not in positions:
+        raise ValueError('Object class %r of image %s is not in the class list.'
+                         % (obj.name, image_id))
+      category_id = coco_category_id(positions[obj.name])
+      annotations.append(coco_annotation(annotation_id, number, category_id, obj, area))
+      annotation_id += 1
+  info = {'description': description, 'version': '1.0',
+          'contributor': 'dataset/make_synthetic_voc.py'}
+  instances = {'info': info, 'licenses': [], 'images': images, 'annotations': annotations,
+               'categories': coco_categories(class_names)}
+  return instances, annotation_id
+
+
+def coco_json_bytes(instances):
+  """Deterministic JSON bytes: sorted keys, compact separators, trailing newline."""
+  return (json.dumps(instances, sort_keys=True, separators=(',', ':')) + '\n').encode('ascii')
+
+
+def coco_annotation_path(output_dir, coco_split):
+  """output_dir/coco/annotations/instances_<coco_split>.json."""
+  return os.path.join(output_dir, 'coco', 'annotations', 'instances_%s.json' % coco_split)
+
+
+def coco_images_dir(output_dir, coco_split):
+  """output_dir/coco/images/<coco_split>."""
+  return os.path.join(output_dir, 'coco', 'images', coco_split)
+
+
+def generate_coco(output_dir, num_trainval, num_test, seed, class_names=label_utils.VOC_CLASSES,
+                  min_size=200, max_size=400, num_workers=2):
+  """Writes the synthetic data in the COCO layout under output_dir/coco.
+
+  The images are byte for byte those generate_voc writes for VOC2007 with the same arguments,
+  under the same names (000001.jpg..): trainval in images/train, test in images/val. Their
+  annotations go to annotations/instances_{train,val}.json, written after all images, so an
+  interrupted run never lists an image that is not on disk. Image ids are the VOC image numbers;
+  annotation ids run from 1 across train then val; category ids come from coco_category_id;
+  each annotation's area is the object's visible pixel count (see visible_pixel_counts).
+
+  Returns:
+    {'coco/train': list of (id, width, height, objects), 'coco/val': the same}, objects being
+    VocObjects with 1-based inclusive pixel boxes (as generate_voc returns).
+  """
+  class_names = _check_options(class_names, min_size, max_size)
+  counts = {'trainval': num_trainval, 'test': num_test}
+  first_numbers = {'trainval': 0, 'test': num_trainval}
+  samples = {}
+  for voc_split, coco_split in COCO_SPLITS:
+    images_dir = coco_images_dir(output_dir, coco_split)
+    os.makedirs(images_dir, exist_ok=True)
+    numbers = [first_numbers[voc_split] + i for i in range(counts[voc_split])]
+    tasks = [(images_dir, '%06d' % (number + 1), seed, number, class_names, min_size, max_size)
+             for number in numbers]
+    samples[coco_split] = _run(tasks, num_workers, write_coco_sample)
+  next_id = 1
+  for _, coco_split in COCO_SPLITS:
+    description = ('Synthetic COCO-format detection data (make_synthetic_voc.py, seed %d, %s)'
+                   % (seed, coco_split))
+    instances, next_id = coco_instances(samples[coco_split], class_names, next_id, description)
+    _write_atomically(coco_annotation_path(output_dir, coco_split), coco_json_bytes(instances))
+  return {'coco/' + split: [sample[:4] for sample in split_samples]
+          for split, split_samples in samples.items()}
 
 
 def summarize(results, class_names):
@@ -461,12 +661,19 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  flags.DEFINE_string('output_dir', None, 'Folder that receives VOCdevkit/.')
-  flags.DEFINE_integer('num_trainval', 200, 'VOC2007 trainval images.')
-  flags.DEFINE_integer('num_test', 50, 'VOC2007 test images.')
+  flags.DEFINE_enum('format', 'voc', ['voc', 'coco'],
+                    'voc: OUTPUT_DIR/VOCdevkit/VOC2007 (and VOC2012); coco: the same VOC2007 '
+                    'images as OUTPUT_DIR/coco/images/{train,val}/ with COCO instances files '
+                    'OUTPUT_DIR/coco/annotations/instances_{train,val}.json (category ids 1, 3, '
+                    '5, ..., iscrowd = VOC difficult).')
+  flags.DEFINE_string('output_dir', None,
+                      'Folder that receives VOCdevkit/ (--format=voc) or coco/ (--format=coco).')
+  flags.DEFINE_integer('num_trainval', 200, 'VOC2007 trainval images (COCO: train).')
+  flags.DEFINE_integer('num_test', 50, 'VOC2007 test images (COCO: val).')
   flags.DEFINE_integer('seed', 0, 'Seed; the same seed gives byte-identical files.')
   flags.DEFINE_list('classes', list(label_utils.VOC_CLASSES), 'VOC class names to draw.')
-  flags.DEFINE_bool('with_voc2012', False, 'Also write VOC2012/ with a trainval split.')
+  flags.DEFINE_bool('with_voc2012', False,
+                    'Also write VOC2012/ with a trainval split (--format=voc only).')
   flags.DEFINE_integer('num_trainval_2012', 100, 'VOC2012 trainval images (with --with_voc2012).')
   flags.DEFINE_integer('min_size', 200, 'Smallest image side in pixels.')
   flags.DEFINE_integer('max_size', 400, 'Largest image side in pixels.')
@@ -474,20 +681,32 @@ def define_flags():
   flags.mark_flag_as_required('output_dir')
 
 
+def _generate_from_flags():
+  """Runs the generator the flags ask for; returns (written folder, results)."""
+  if FLAGS.format == 'coco':
+    if FLAGS.with_voc2012:
+      raise ValueError('--with_voc2012 applies to --format=voc only; COCO output has the '
+                       'VOC2007 images alone.')
+    results = generate_coco(FLAGS.output_dir, FLAGS.num_trainval, FLAGS.num_test, FLAGS.seed,
+                            FLAGS.classes, FLAGS.min_size, FLAGS.max_size, FLAGS.num_workers)
+    return os.path.join(FLAGS.output_dir, 'coco'), results
+  results = generate_voc(FLAGS.output_dir, FLAGS.num_trainval, FLAGS.num_test, FLAGS.seed,
+                         FLAGS.classes, FLAGS.num_trainval_2012 if FLAGS.with_voc2012 else 0,
+                         FLAGS.min_size, FLAGS.max_size, FLAGS.num_workers)
+  return os.path.join(FLAGS.output_dir, 'VOCdevkit'), results
+
+
 def main(argv):
   del argv
   start = time.time()
   try:
-    results = generate_voc(FLAGS.output_dir, FLAGS.num_trainval, FLAGS.num_test, FLAGS.seed,
-                           FLAGS.classes, FLAGS.num_trainval_2012 if FLAGS.with_voc2012 else 0,
-                           FLAGS.min_size, FLAGS.max_size, FLAGS.num_workers)
+    written, results = _generate_from_flags()
   except ValueError as e:
     sys.exit('Error: %s' % e)
-  print('Wrote %s' % os.path.join(FLAGS.output_dir, 'VOCdevkit'))
+  print('Wrote %s' % written)
   for line in summarize(results, validate_class_names(FLAGS.classes)):
     print(line)
   print('%.1f s' % (time.time() - start))
-
 
 if __name__ == '__main__':
   define_flags()

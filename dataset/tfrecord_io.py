@@ -5,6 +5,10 @@ and users' own readers rely on them. Boxes are stored normalized to [0, 1] with
 ``utility.boxes.voc_pixels_to_normalized`` (VOC min edge v -> (v - 1) / size, max edge
 v -> v / size); the evaluator inverts exactly that mapping with ``normalized_to_voc_pixels``.
 Labels are 1..num_classes-1 (0 is the background, ``utility/labels.py``).
+
+``image/source_id`` (the dataset's image id, e.g. COCO's), ``image/object/area`` (pixels) and
+``image/object/iscrowd`` came with COCO support; records written before them decode with
+source_id '' , area = the box area in pixels and iscrowd 0.
 """
 
 import tensorflow as tf
@@ -31,6 +35,9 @@ FEATURE_SPEC = {
     'image/object/bbox/label_text': tf.io.VarLenFeature(tf.string),
     'image/object/bbox/difficult': tf.io.VarLenFeature(tf.int64),
     'image/object/bbox/truncated': tf.io.VarLenFeature(tf.int64),
+    'image/source_id': tf.io.FixedLenFeature([], tf.string, default_value=b''),
+    'image/object/area': tf.io.VarLenFeature(tf.float32),
+    'image/object/iscrowd': tf.io.VarLenFeature(tf.int64),
 }
 
 
@@ -51,8 +58,17 @@ def _bytes_feature(values):
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
 
 
+def object_area(obj):
+  """An object's area in pixels: its own ``area`` (COCO: the segmentation's) when it has one,
+  else its box's, the box spanning [xmin - 1, xmax] x [ymin - 1, ymax]."""
+  area = getattr(obj, 'area', None)
+  if area is not None:
+    return float(area)
+  return float(obj.xmax - obj.xmin + 1) * float(obj.ymax - obj.ymin + 1)
+
+
 def make_example(image_bytes, filename, height, width, objects,
-                 class_names=label_utils.VOC_CLASSES):
+                 class_names=label_utils.VOC_CLASSES, source_id=''):
   """Builds the tf.train.Example of one image.
 
   Args:
@@ -60,8 +76,10 @@ def make_example(image_bytes, filename, height, width, objects,
     filename: image file name, e.g. '000005.jpg' (str or bytes).
     height, width: size of the decoded image in pixels.
     objects: sequence of ``dataset.voc.VocObject`` already validated against the image
-      (``voc.sanitize_objects``): 1-based inclusive pixel boxes inside the image.
+      (``voc.sanitize_objects``): 1-based inclusive pixel boxes inside the image; objects with
+      ``area`` and ``iscrowd`` fields too (``dataset.coco.CocoObject``) also store those.
     class_names: names of labels 1..N.
+    source_id: the dataset's image id (COCO's integer id as text), '' if it has none.
 
   Returns:
     A tf.train.Example with the keys of docs/TFRECORD_FORMAT.md.
@@ -80,6 +98,8 @@ def make_example(image_bytes, filename, height, width, objects,
                 for obj in objects]
   if isinstance(filename, str):
     filename = filename.encode('utf-8')
+  if isinstance(source_id, str):
+    source_id = source_id.encode('utf-8')
   feature = {
       'image/encoded': _bytes_feature([image_bytes]),
       'image/format': _bytes_feature([IMAGE_FORMAT]),
@@ -97,6 +117,10 @@ def make_example(image_bytes, filename, height, width, objects,
                                                      for obj in objects),
       'image/object/bbox/difficult': _int64_feature(int(obj.difficult) for obj in objects),
       'image/object/bbox/truncated': _int64_feature(int(obj.truncated) for obj in objects),
+      'image/source_id': _bytes_feature([source_id]),
+      'image/object/area': _float_feature(object_area(obj) for obj in objects),
+      'image/object/iscrowd': _int64_feature(int(getattr(obj, 'iscrowd', 0))
+                                             for obj in objects),
   }
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
@@ -112,8 +136,10 @@ def decode_example(serialized):
       'image': uint8 [height, width, 3], RGB.
       'boxes': float32 [num_boxes, 4], normalized [ymin, xmin, ymax, xmax].
       'labels': int64 [num_boxes], 1..num_classes-1.
-      'difficult', 'truncated': int64 [num_boxes], 0 or 1.
+      'difficult', 'truncated', 'iscrowd': int64 [num_boxes], 0 or 1.
+      'area': float32 [num_boxes], pixels of the original image.
       'filename': string scalar, e.g. b'000005.jpg'.
+      'source_id': string scalar, the dataset's image id (b'' when the records have none).
       'height', 'width': int64 scalars, the original image size.
       'num_boxes': int32 scalar.
   """
@@ -126,14 +152,28 @@ def decode_example(serialized):
   image = tf.io.decode_jpeg(features['image/encoded'], channels=3)
   boxes = tf.stack([dense('ymin'), dense('xmin'), dense('ymax'), dense('xmax')], axis=1)
   labels = dense('label')
+  num_boxes = tf.shape(labels, out_type=tf.int32)[0]
+  height = tf.cast(features['image/height'], tf.float32)
+  width = tf.cast(features['image/width'], tf.float32)
+  box_area = (boxes[:, 2] - boxes[:, 0]) * height * (boxes[:, 3] - boxes[:, 1]) * width
   return {
       'image': image,
       'boxes': tf.reshape(boxes, [-1, 4]),
       'labels': labels,
       'difficult': dense('difficult'),
       'truncated': dense('truncated'),
+      'iscrowd': _per_object_or(tf.sparse.to_dense(features['image/object/iscrowd']),
+                                tf.zeros_like(labels), num_boxes),
+      'area': _per_object_or(tf.sparse.to_dense(features['image/object/area']), box_area,
+                             num_boxes),
       'filename': features['image/filename'],
+      'source_id': features['image/source_id'],
       'height': features['image/height'],
       'width': features['image/width'],
-      'num_boxes': tf.shape(labels, out_type=tf.int32)[0],
+      'num_boxes': num_boxes,
   }
+
+
+def _per_object_or(values, fallback, num_boxes):
+  """values when the record has one per object, else fallback (records written before the key)."""
+  return tf.cond(tf.equal(tf.size(values), num_boxes), lambda: values, lambda: fallback)

@@ -43,10 +43,12 @@ def image_id_from_filename(filename):
 # 'filename' [batch] bytes, 'height'/'width' [batch] original size, detections
 # 'detection_boxes' [batch, max_det, 4], 'detection_scores', 'detection_classes' [batch,
 # max_det], 'num_detections' [batch]; ground truth 'gt_boxes' [batch, max_gt, 4], 'gt_labels',
-# 'gt_difficult' [batch, max_gt], 'num_gt' [batch].
+# 'gt_difficult' [batch, max_gt], 'num_gt' [batch]; 'source_id' [batch] bytes (the dataset's
+# image id, b'' when the records have none), 'gt_crowd' [batch, max_gt] (COCO iscrowd) and
+# 'gt_area' [batch, max_gt] (pixels).
 BATCH_KEYS = ('filename', 'height', 'width', 'detection_boxes', 'detection_scores',
               'detection_classes', 'num_detections', 'gt_boxes', 'gt_labels', 'gt_difficult',
-              'num_gt')
+              'num_gt', 'source_id', 'gt_crowd', 'gt_area')
 
 
 class DetectionEvaluator:
@@ -81,7 +83,7 @@ class DetectionEvaluator:
 class VocDetectionAccumulator(DetectionEvaluator):
   """Collects per-image detections and ground truth; computes the VOC metric at the end."""
 
-  def __init__(self, class_names, metric='voc07', det_dir=None):
+  def __init__(self, class_names, metric='voc07', det_dir=None, category_ids=()):
     self.class_names = tuple(class_names)
     self.metric = metric
     self.det_dir = det_dir
@@ -89,8 +91,12 @@ class VocDetectionAccumulator(DetectionEvaluator):
     self.reset()
 
   def add_batch(self, batch):
-    """Adds a batch (a dict with BATCH_KEYS)."""
-    self.update(*[batch[key] for key in BATCH_KEYS])
+    """Adds a batch (a dict with BATCH_KEYS; a crowd object counts as difficult: ignored)."""
+    difficult = batch['gt_difficult']
+    if batch.get('gt_crowd') is not None:
+      difficult = np.maximum(difficult, batch['gt_crowd'])
+    self.update(*[difficult if key == 'gt_difficult' else batch[key]
+                  for key in BATCH_KEYS[:11]])
 
   def reset(self):
     self._gt = {}
@@ -157,19 +163,32 @@ class VocDetectionAccumulator(DetectionEvaluator):
 
 
 EVALUATORS = {
-    metric: (lambda class_names, det_dir=None, metric=metric:
+    metric: (lambda class_names, det_dir=None, category_ids=(), metric=metric:
              VocDetectionAccumulator(class_names, metric, det_dir))
     for metric in voc_metric.METRICS  # voc07 (11-point, the paper's), area (VOC2010+)
 }
 
 
 def register(name, factory):
-  """Adds an evaluator: factory(class_names, det_dir=None) -> DetectionEvaluator."""
+  """Adds an evaluator: factory(class_names, det_dir=None, category_ids=()) ->
+  DetectionEvaluator (category_ids: the dataset id of each label, for results files)."""
   EVALUATORS[name] = factory
   return factory
 
 
-def make(name, class_names, det_dir=None):
+def _register_coco():
+  """'coco' (pycocotools' COCOeval) lives in net/coco_detection_eval.py, imported on first use
+  so that VOC users do not load pycocotools."""
+  def factory(class_names, det_dir=None, category_ids=()):
+    from net import coco_detection_eval
+    return coco_detection_eval.CocoDetectionEvaluator(class_names, det_dir, category_ids)
+  register('coco', factory)
+
+
+_register_coco()
+
+
+def make(name, class_names, det_dir=None, category_ids=()):
   """The evaluator registered as name (--metric / --eval_metric).
 
   Raises:
@@ -178,7 +197,7 @@ def make(name, class_names, det_dir=None):
   if name not in EVALUATORS:
     raise ValueError('Unknown evaluation metric %r: use one of %s.'
                      % (name, ', '.join(sorted(EVALUATORS))))
-  return EVALUATORS[name](class_names, det_dir=det_dir)
+  return EVALUATORS[name](class_names, det_dir=det_dir, category_ids=tuple(category_ids))
 
 
 def metric_ops(evaluator, features, labels, detections):
@@ -189,15 +208,23 @@ def metric_ops(evaluator, features, labels, detections):
     features: dict with 'filename' string [batch], 'height', 'width' int [batch] (original
       image size).
     labels: dict with 'boxes' float32 [batch, max_gt, 4], 'labels' int [batch, max_gt],
-      'difficult' int [batch, max_gt], 'num_boxes' int [batch] (the unaugmented ground truth).
+      'difficult' int [batch, max_gt], 'num_boxes' int [batch] (the unaugmented ground truth),
+      optionally 'iscrowd' int and 'area' float32 [batch, max_gt] (else 0 and the box areas);
+      features optionally 'source_id' string [batch].
     detections: dict from utility.nms.batch_multiclass_nms.
 
   Returns:
     {name: (value_tensor, update_op)}.
   """
+  crowd = labels.get('iscrowd', tf.zeros_like(labels['labels']))
+  box_size = labels['boxes'][..., 2:] - labels['boxes'][..., :2]
+  box_area = (box_size[..., 0] * tf.cast(features['height'][:, None], tf.float32)
+              * box_size[..., 1] * tf.cast(features['width'][:, None], tf.float32))
   inputs = [features['filename'], features['height'], features['width'], detections['boxes'],
             detections['scores'], detections['classes'], detections['num_detections'],
-            labels['boxes'], labels['labels'], labels['difficult'], labels['num_boxes']]
+            labels['boxes'], labels['labels'], labels['difficult'], labels['num_boxes'],
+            features.get('source_id', tf.zeros_like(features['filename'])), crowd,
+            labels.get('area', box_area)]
 
   def update(*arrays):
     evaluator.add_batch(dict(zip(BATCH_KEYS, arrays)))

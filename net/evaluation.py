@@ -14,6 +14,7 @@ import tensorflow as tf
 from net import detection_eval
 from net import kernel_support
 from net import model_fn as model_fn_lib
+from net import model_spec
 from utility import checkpoint as checkpoint_lib
 
 
@@ -37,7 +38,8 @@ def evaluate(ssd_config, model_dir, eval_input_fn, det_dir=None, metric='',
   ssd_config = kernel_support.resolve_and_log(ssd_config, training=False,
                                               fallback_to_nhwc=fallback_to_nhwc)
   evaluator = detection_eval.make(metric or ssd_config.postprocess.eval_metric,
-                                  ssd_config.model.class_names, det_dir=det_dir)
+                                  ssd_config.model.class_names, det_dir=det_dir,
+                                  category_ids=model_spec.category_ids(ssd_config.model))
   estimator = tf.estimator.Estimator(
       model_fn=model_fn_lib.make_model_fn(ssd_config, evaluator=evaluator),
       model_dir=model_dir)

@@ -57,8 +57,9 @@ def ssd_model_fn(features, labels, mode, config, ssd_config, evaluator=None):
   loss_terms = _build_losses(outputs, labels, ssd_config)
   if mode == ModeKeys.EVAL:
     detections = _build_detections(outputs, anchors, ssd_config)
-    evaluator = evaluator or detection_eval.make(ssd_config.postprocess.eval_metric,
-                                                 ssd_config.model.class_names)
+    evaluator = evaluator or detection_eval.make(
+        ssd_config.postprocess.eval_metric, ssd_config.model.class_names,
+        category_ids=model_spec.category_ids(ssd_config.model))
     metrics = detection_eval.metric_ops(evaluator, features, labels, detections)
     metrics.update(_build_loss_metrics(loss_terms))
     return tf.estimator.EstimatorSpec(mode, loss=loss_terms['total_loss'],

@@ -14,6 +14,7 @@ from net import backbones
 from net import ssd_net
 from utility import anchors as anchor_lib
 from utility import box_coder
+from utility import labels
 from utility import model_inputs as model_inputs_lib
 from utility import target_assigner
 
@@ -41,16 +42,20 @@ def anchor_layers(model_config):
                                     min_scale=model_config.anchor_min_scale,
                                     max_scale=model_config.anchor_max_scale,
                                     aspect_ratios=_preset_ratios(model_config, len(sizes)))
-  preset = anchor_lib.PRESETS.get(model_config.architecture)
+  preset_name = model_config.anchor_preset or model_config.architecture
+  preset = anchor_lib.PRESETS.get(preset_name)
+  if preset is None and model_config.anchor_preset:
+    raise ValueError('--anchor_preset=%s is not a preset: use one of %s.'
+                     % (preset_name, ', '.join(sorted(anchor_lib.PRESETS))))
   if preset is None:
-    raise ValueError('Architecture %r has no anchor preset: set --anchor_min_scale and '
-                     '--anchor_max_scale.' % model_config.architecture)
+    raise ValueError('Architecture %r has no anchor preset: set --anchor_preset, or '
+                     '--anchor_min_scale and --anchor_max_scale.' % model_config.architecture)
   preset_size, layers = preset
   preset_sizes = [layer.feature_size for layer in layers]
   if preset_size != model_config.image_size or preset_sizes != sizes:
     raise ValueError('The %s anchor preset is for %dx%d inputs (feature maps %s), but '
                      '--train_image_size=%d gives %s: use %d or set --anchor_min_scale and '
-                     '--anchor_max_scale.' % (model_config.architecture, preset_size, preset_size,
+                     '--anchor_max_scale.' % (preset_name, preset_size, preset_size,
                                               preset_sizes, model_config.image_size, sizes,
                                               preset_size))
   return layers
@@ -125,3 +130,9 @@ def model_inputs(model_config):
       anchors=anchor_lib.anchors_numpy(anchor_layers(model_config), model_config.image_size,
                                        clip=model_config.clip_anchors),
       assigner=target_assigner.from_config(model_config))
+
+
+def category_ids(model_config):
+  """The dataset category id of each label (--category_ids; '' = labels.default_category_ids)."""
+  return (tuple(model_config.category_ids)
+          or labels.default_category_ids(model_config.class_names))

@@ -13,6 +13,7 @@ from net import ssd_net
 from preprocessing import augmentation_ops
 from preprocessing import ssd_preprocessing
 from utility import box_coder
+from utility import labels
 from utility import matcher
 
 
@@ -34,6 +35,7 @@ def validate(ssd_config, training=True):
 
 def _check_model(model):
   ssd_net.get_architecture(model.architecture)  # raises naming the architectures
+  labels.check_category_ids(model.category_ids, model.class_names)
   model_spec.backbone(model)  # raises naming --backbone
   if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
     raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'

@@ -87,8 +87,8 @@ class _CountingEvaluator(detection_eval.DetectionEvaluator):
 
   metric_names = ('images', 'confident_detections')
 
-  def __init__(self, class_names, det_dir=None):
-    del class_names, det_dir
+  def __init__(self, class_names, det_dir=None, category_ids=()):
+    del class_names, det_dir, category_ids
     self.reset()
 
   def reset(self):
@@ -122,6 +122,6 @@ def test_an_evaluator_registered_in_a_test_is_chosen_by_the_settings(tiny_record
       values.update((value.tag, value.simple_value) for value in event.summary.value)
   assert values['images'] == 8.0  # the tiny val split, every image once
   assert 'mAP' not in values
-  with pytest.raises(ValueError, match="Unknown evaluation metric 'coco': use one of area, "
-                                       'test_counting, voc07'):
-    detection_eval.make('coco', ('a',))
+  with pytest.raises(ValueError, match="Unknown evaluation metric 'cityscapes': use one of "
+                                       'area, coco, test_counting, voc07'):
+    detection_eval.make('cityscapes', ('a',))

@@ -68,3 +68,20 @@ def test_eval_with_an_empty_pattern_says_so(tiny_model, tmp_path):
   result = _eval('--data_dir=' + str(tmp_path), '--model_dir=' + tiny_model)
   assert result.returncode == 1
   assert "No TFRecord files match '%s/val-*'" % tmp_path in result.stderr
+
+
+def test_the_coco_metric_runs_on_voc_records(tiny_records, tiny_model, tmp_path):
+  """VOC records have no image id or crowd flag: images are numbered 1..N by file name and
+  difficult objects become crowd regions; the twelve COCO keys are written."""
+  det_dir, json_path = str(tmp_path / 'det'), str(tmp_path / 'coco.json')
+  result = _eval('--data_dir=' + tiny_records['records'], '--model_dir=' + tiny_model,
+                 '--det_dir=' + det_dir, '--json_output=' + json_path, '--metric=coco')
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.load(open(json_path))
+  assert list(summary) == ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100',
+                           'ARs', 'ARm', 'ARl']
+  assert all(-1.0 <= value <= 1.0 for value in summary.values())
+  rows = json.load(open(os.path.join(det_dir, 'coco_results.json')))
+  assert rows and {row['image_id'] for row in rows} <= set(range(1, 9))  # 8 test images
+  assert {row['category_id'] for row in rows} <= set(range(1, len(tiny_records['class_names'])
+                                                           + 1))

@@ -11,6 +11,7 @@ FORMAT_KEYS = {
     'image/channels', 'image/shape', 'image/object/bbox/xmin', 'image/object/bbox/ymin',
     'image/object/bbox/xmax', 'image/object/bbox/ymax', 'image/object/bbox/label',
     'image/object/bbox/label_text', 'image/object/bbox/difficult', 'image/object/bbox/truncated',
+    'image/source_id', 'image/object/area', 'image/object/iscrowd',
 }
 
 # A 40 x 30 (w x h) image: the first box is the whole image, the second a fractional VOC2012 box.
@@ -54,6 +55,10 @@ def test_make_example_has_exactly_the_spec_keys_and_values():
   assert feature['image/object/bbox/label_text'].bytes_list.value == [b'dog', b'aeroplane']
   assert feature['image/object/bbox/difficult'].int64_list.value == [0, 1]
   assert feature['image/object/bbox/truncated'].int64_list.value == [1, 0]
+  # Box areas in pixels: 40 x 30, and (20 - 9.5) x (12 - 3) for the [xmin - 1, xmax] reading.
+  assert feature['image/object/area'].float_list.value == [1200.0, 94.5]
+  assert feature['image/object/iscrowd'].int64_list.value == [0, 0]
+  assert feature['image/source_id'].bytes_list.value == [b'']
   for column, key in enumerate(['ymin', 'xmin', 'ymax', 'xmax']):
     np.testing.assert_array_equal(
         np.array(feature['image/object/bbox/' + key].float_list.value, np.float32),
@@ -102,3 +107,21 @@ def test_decode_example_expands_a_grayscale_jpeg_from_another_writer():
   (decoded,) = _decode([record])
   assert decoded['image'].shape == (8, 6, 3)
   np.testing.assert_allclose(decoded['image'], 128, atol=2)
+
+
+def test_coco_fields_round_trip_and_old_records_decode_with_box_areas():
+  from dataset import coco
+  objects = [coco.CocoObject('dog', 1, 1, 40, 30, area=700.25, iscrowd=1),
+             coco.CocoObject('aeroplane', 10.5, 4, 20, 12, area=50.0, iscrowd=0)]
+  new = tfrecord_io.make_example(_jpeg(), 'c.jpg', 30, 40, objects, source_id='139')
+  old = tfrecord_io.make_example(_jpeg(), 'o.jpg', 30, 40, OBJECTS)
+  for key in ('image/source_id', 'image/object/area', 'image/object/iscrowd'):
+    del old.features.feature[key]   # as written before COCO support
+  decoded_new, decoded_old = _decode([new.SerializeToString(), old.SerializeToString()])
+  assert decoded_new['source_id'] == b'139'
+  np.testing.assert_array_equal(decoded_new['area'], [700.25, 50.0])
+  assert decoded_new['iscrowd'].tolist() == [1, 0]
+  np.testing.assert_array_equal(decoded_new['boxes'], EXPECTED_BOXES)
+  assert decoded_old['source_id'] == b''
+  np.testing.assert_allclose(decoded_old['area'], [1200.0, 94.5], rtol=1e-6)
+  assert decoded_old['iscrowd'].tolist() == [0, 0]

@@ -89,9 +89,33 @@ SSD512_LAYERS = (  # Caffe SSD512 VOC priors: as SSD300 plus conv12_2
     AnchorLayer(1, 512, 460.8, 537.6, (2.0,)),
 )
 
+# COCO priors (paper sec. 3.4: smaller default boxes; the authors' ssd_coco.py): SSD300 spreads
+# min_ratio 15 .. max_ratio 90 % of 300 in steps of 18 % with 7 % (min) / 15 % (max) on conv4_3;
+# SSD512 10 .. 90 % of 512 in steps of 16 % with 4 % / 10 % on conv4_3.
+SSD300_COCO_LAYERS = (
+    AnchorLayer(38, 8, 21, 45, (2.0,)),
+    AnchorLayer(19, 16, 45, 99, (2.0, 3.0)),
+    AnchorLayer(10, 32, 99, 153, (2.0, 3.0)),
+    AnchorLayer(5, 64, 153, 207, (2.0, 3.0)),
+    AnchorLayer(3, 100, 207, 261, (2.0,)),
+    AnchorLayer(1, 300, 261, 315, (2.0,)),
+)
+
+SSD512_COCO_LAYERS = (
+    AnchorLayer(64, 8, 20.48, 51.2, (2.0,)),
+    AnchorLayer(32, 16, 51.2, 133.12, (2.0, 3.0)),
+    AnchorLayer(16, 32, 133.12, 215.04, (2.0, 3.0)),
+    AnchorLayer(8, 64, 215.04, 296.96, (2.0, 3.0)),
+    AnchorLayer(4, 128, 296.96, 378.88, (2.0, 3.0)),
+    AnchorLayer(2, 256, 378.88, 460.8, (2.0,)),
+    AnchorLayer(1, 512, 460.8, 542.72, (2.0,)),
+)
+
 PRESETS = {  # name -> (image_size in pixels, anchor layers)
     'ssd300': (300, SSD300_LAYERS),
     'ssd512': (512, SSD512_LAYERS),
+    'ssd300_coco': (300, SSD300_COCO_LAYERS),
+    'ssd512_coco': (512, SSD512_COCO_LAYERS),
 }
 
 

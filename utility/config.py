@@ -51,6 +51,10 @@ class ModelConfig:
   image_size: int = _setting(300, 'Square model input side in pixels.')
   class_names: Tuple[str, ...] = _setting(
       labels.VOC_CLASSES, 'Object class names in label order (label 0 is the background).')
+  category_ids: Tuple[int, ...] = _setting(
+      (), 'Dataset category id of each label, in label order, used in COCO results files '
+      "(empty: the converter's record of them in <data_dir>/conversion_summary.json, COCO's "
+      'ids for the 80 COCO classes, else the labels 1..N).')
   width_multiplier: float = _setting(1.0, 'Backbone channels x this (reference 1.0).')
   backbone_batch_norm: bool = _setting(
       False, 'Batch norm in the VGG backbone (quick from-scratch models; reference off). '
@@ -69,6 +73,9 @@ class ModelConfig:
       "same: TF 'SAME' (bottom/right only on even inputs), what model_dirs trained before "
       'this setting existed used.')
   clip_anchors: bool = _setting(False, 'Clip default boxes to the image (Caffe SSD300: off).')
+  anchor_preset: str = _setting(
+      '', "Default-box preset of utility/anchors.PRESETS: ssd300, ssd512 (Caffe VOC priors), "
+      "ssd300_coco, ssd512_coco (the COCO priors); '' = the architecture's own.")
   anchor_min_scale: float = _setting(
       0.0, '> 0: default-box scales spread linearly from this (fraction of the image) instead '
       'of the preset.')
@@ -204,7 +211,8 @@ class PostprocessConfig:
   max_detections_per_image: int = _setting(200, 'Detections kept per image.')
   eval_metric: str = _setting(
       'voc07', 'Evaluator of train_and_eval and eval_ssd.py, a key of '
-      'net.detection_eval.EVALUATORS: voc07 (11-point AP, the paper) or area (VOC2010+ AP).')
+      'net.detection_eval.EVALUATORS: voc07 (11-point AP, the paper), area (VOC2010+ AP) or '
+      'coco (COCOeval, pycocotools).')
 
 
 @dataclasses.dataclass(frozen=True)

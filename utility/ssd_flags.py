@@ -37,8 +37,9 @@ def define_config_flags(sections=tuple(config_lib.SECTIONS), flag_values=flags.F
       help_text = field.metadata.get('help', '')
       if field.name == 'class_names':
         flags.DEFINE_string(
-            name, '', "Class names: 'voc', a comma-separated list, or a file with one name per "
-            "line; '' = read from <data_dir>/conversion_summary.json (else VOC).",
+            name, '', "Class names: 'voc', 'coco', a comma-separated list, a file with one "
+            "name per line or a .json file with a \"class_names\" list; '' = read from "
+            "<data_dir>/conversion_summary.json (else VOC).",
             flag_values=flag_values)
       elif typing.get_origin(field.type) is tuple:
         flags.DEFINE_list(name, [str(v) for v in field.default], help_text,
@@ -66,14 +67,27 @@ def _flag_value(field, raw):
   return raw
 
 
-def class_names_from_data_dir(data_dir):
-  """Class names recorded by the converter in <data_dir>/conversion_summary.json, or None."""
+def _conversion_summary(data_dir):
   path = os.path.join(data_dir or '', 'conversion_summary.json')
   if not data_dir or not os.path.isfile(path):
-    return None
+    return {}
   with open(path, encoding='utf-8') as f:
-    names = json.load(f).get('class_names')
+    return json.load(f)
+
+
+def class_names_from_data_dir(data_dir):
+  """Class names recorded by the converter in <data_dir>/conversion_summary.json, or None."""
+  names = _conversion_summary(data_dir).get('class_names')
   return tuple(names) if names else None
+
+
+def category_ids_from_data_dir(data_dir, class_names):
+  """The converter's category ids (COCO conversions record them) when its class names are
+  class_names, else ()."""
+  summary = _conversion_summary(data_dir)
+  if tuple(summary.get('class_names') or ()) != tuple(class_names):
+    return ()
+  return tuple(int(i) for i in summary.get('category_ids') or ())
 
 
 def resolve_class_names(spec, data_dir=None):
@@ -110,6 +124,8 @@ def config_from_flags(flag_values=flags.FLAGS, base=None, data_dir=None,
         changes[field.name] = resolve_class_names(flag_values[name].value, data_dir)
       else:
         changes[field.name] = _flag_value(field, flag_values[name].value)
+    if 'class_names' in changes and not flag_values[flag_name('category_ids')].present:
+      changes['category_ids'] = category_ids_from_data_dir(data_dir, changes['class_names'])
     updates[section] = dataclasses.replace(getattr(base, section), **changes)
   return dataclasses.replace(base, **updates)
 
