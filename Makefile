@@ -19,11 +19,14 @@ DEMO_DATA_FLAGS ?=
 DEMO_DATA := $(DEMO_DIR)/voc
 DEMO_RECORDS := $(DEMO_DIR)/records
 DEMO_MODEL := $(DEMO_DIR)/model
+# `make demo-coco`: the same synthetic images and quick model through the COCO path.
+COCO_DEMO_DIR ?= demo_coco_output
+COCO_DEMO_DATA := $(COCO_DEMO_DIR)/data/coco
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: all venv test demo check-platforms clean clean-demo
+.PHONY: all venv test demo demo-coco check-platforms clean clean-demo
 
 all: test
 
@@ -76,8 +79,32 @@ demo: $(STAMP)
 	@echo "  drawn/            test images with detections drawn"
 	@echo "TensorBoard: $(VPY) -m tensorboard.main --logdir=$(DEMO_MODEL)"
 
+# The COCO path end to end: COCO-format data -> convert (one run per split) -> train (COCO AP
+# during training) -> COCOeval from the records -> re-scored against the instances file.
+demo-coco: $(STAMP)
+	@echo "==> [1/4] Generating the synthetic dataset in COCO format in $(COCO_DEMO_DATA) (seed $(DEMO_SEED))"
+	$(VPY) dataset/make_synthetic_voc.py --format=coco --output_dir=$(COCO_DEMO_DIR)/data \
+	    --num_trainval=$(DEMO_TRAINVAL) --num_test=$(DEMO_TEST) --seed=$(DEMO_SEED) $(DEMO_DATA_FLAGS)
+	@echo "==> [2/4] Converting train and val to TFRecords in $(COCO_DEMO_DIR)/records"
+	for split in train val; do \
+	  $(VPY) dataset/convert_tfrecords.py --format=coco --split_name=$$split \
+	      --annotations=$(COCO_DEMO_DATA)/annotations/instances_$$split.json \
+	      --images=$(COCO_DEMO_DATA)/images/$$split --output_directory=$(COCO_DEMO_DIR)/records \
+	      --train_shards=2 || exit 1; \
+	done
+	@echo "==> [3/4] Training the quick SSD ($(DEMO_FLAGS)) into $(COCO_DEMO_DIR)/model"
+	$(VPY) train_ssd.py --flagfile=$(DEMO_FLAGS) --eval_metric=coco \
+	    --data_dir=$(COCO_DEMO_DIR)/records --model_dir=$(COCO_DEMO_DIR)/model \
+	    --tf_random_seed=$$(( $(DEMO_SEED) + 1 )) $(DEMO_TRAIN_FLAGS)
+	@echo "==> [4/4] COCOeval on val, then coco_eval.py on the results file"
+	$(VPY) eval_ssd.py --data_dir=$(COCO_DEMO_DIR)/records --model_dir=$(COCO_DEMO_DIR)/model \
+	    --metric=coco --det_dir=$(COCO_DEMO_DIR)/detections \
+	    --json_output=$(COCO_DEMO_DIR)/coco_ap.json --batch_size=16
+	$(VPY) coco_eval.py --annotations=$(COCO_DEMO_DATA)/annotations/instances_val.json \
+	    --results=$(COCO_DEMO_DIR)/detections/coco_results.json
+
 clean-demo:
-	rm -rf $(DEMO_DIR)
+	rm -rf $(DEMO_DIR) $(COCO_DEMO_DIR)
 
 clean: clean-demo
 	rm -rf .venv .venv-gpu
