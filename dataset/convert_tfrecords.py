@@ -30,8 +30,10 @@ Choices:
   repaired and a warning names the file. Truncated JPEGs (no end-of-image marker) are skipped
   rather than written with grey fill.
 - A training image with no object left is kept out of the train set (it would teach only
-  background). A validation image with no object is kept: evaluation must see every image,
-  and detections on it count as false positives.
+  background, and the Caffe loss learns nothing from it), unless --keep_empty_images: then it
+  is written, counted as an image without objects, and training with
+  --min_negatives_per_image > 0 mines hard negatives in it. A validation image with no object
+  is kept: evaluation must see every image, and detections on it count as false positives.
 - Shards are written under a temporary folder in DIR with names that do not match
   '<set>-*-of-*' and renamed only after every set converted, so a killed run never leaves
   shards that look complete. Old shards of a rewritten set (another shard count) are removed.
@@ -426,13 +428,13 @@ def _write_json_atomically(path, data):
   file_io.atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + '\n', mode='w')
 
 
-def _plan(dataset_directory, train_specs, val_specs, seed, report):
+def _plan(dataset_directory, train_specs, val_specs, seed, report, keep_empty_images=False):
   """[(set name, split labels, shuffled items, keep_empty)], failing early on a missing split."""
   if not os.path.isdir(dataset_directory):
     raise ConversionError('--dataset_directory %s is not a folder; point it at VOCdevkit or its '
                           'parent.' % dataset_directory)
   plan = []
-  for name, specs, keep_empty, offset in (('train', train_specs, False, 0),
+  for name, specs, keep_empty, offset in (('train', train_specs, keep_empty_images, 0),
                                           ('val', val_specs, True, 1)):
     if specs:
       items = shuffled(list_items(dataset_directory, specs), seed + offset)
@@ -511,7 +513,7 @@ def _summary(source, output_directory, class_names, sets, report, start, extra=N
 
 def convert(dataset_directory, output_directory, train_specs, val_specs, train_shards=16,
             val_shards=16, num_workers=2, strict=False, class_names=label_utils.VOC_CLASSES,
-            seed=0, load_fn=None):
+            seed=0, load_fn=None, keep_empty_images=False):
   """Converts the listed VOC splits; returns the summary dict (also written as JSON).
 
   Args:
@@ -524,6 +526,7 @@ def convert(dataset_directory, output_directory, train_specs, val_specs, train_s
     class_names: names of labels 1..N.
     seed: shuffling seed.
     load_fn: replaces ``load_item``: (year_folder, image_id, keep_empty) -> ItemResult.
+    keep_empty_images: also write training images without objects (negatives only).
 
   Raises:
     ConversionError, voc.DatasetLayoutError: nothing is written to the final names then.
@@ -531,7 +534,7 @@ def convert(dataset_directory, output_directory, train_specs, val_specs, train_s
   _check_counts(train_shards, val_shards, num_workers)
   start = time.time()
   report = _Report(strict)
-  plan = _plan(dataset_directory, train_specs, val_specs, seed, report)
+  plan = _plan(dataset_directory, train_specs, val_specs, seed, report, keep_empty_images)
   if load_fn is None:
     def load_fn(year_folder, image_id, keep_empty):
       return load_item(dataset_directory, year_folder, image_id, class_names, keep_empty)
@@ -646,6 +649,9 @@ def define_flags():
   flags.DEFINE_string('class_names', 'voc', "VOC: 'voc', a comma-separated list, or a labels "
                       "file (COCO takes the file's categories).")
   flags.DEFINE_integer('seed', 0, 'Seed of the record shuffle.')
+  flags.DEFINE_bool('keep_empty_images', False, 'VOC: also write training images without '
+                    'objects (negatives; train with --min_negatives_per_image > 0 to learn '
+                    'from them). Validation images without objects are always kept.')
   flags.mark_flags_as_required(['output_directory'])
 
 
@@ -662,7 +668,8 @@ def _run_from_flags():
                  parse_split_specs(FLAGS.train_splits, 'train_splits'),
                  parse_split_specs(FLAGS.val_splits, 'val_splits'),
                  FLAGS.train_shards, FLAGS.val_shards, FLAGS.num_workers, FLAGS.strict,
-                 label_utils.load_class_names(FLAGS.class_names), FLAGS.seed)
+                 label_utils.load_class_names(FLAGS.class_names), FLAGS.seed,
+                 keep_empty_images=FLAGS.keep_empty_images)
 
 
 def main(argv):

@@ -1,7 +1,8 @@
 """tf.data input pipelines for the SSD Estimator (train and eval).
 
 Train: shard files by glob -> (shard per input pipeline) -> parallel interleave of TFRecord
-files -> shuffle -> repeat -> parse -> drop images without boxes -> decode + augment (TF ops,
+files -> shuffle -> repeat -> parse -> drop images without boxes (unless
+--min_negatives_per_image > 0: then they are negatives) -> decode + augment (TF ops,
 preprocessing/ssd_preprocessing.py) + encode targets for the anchors (utility/target_assigner.py),
 all in one parallel map -> batch with fixed shapes -> prefetch.
 
@@ -185,7 +186,9 @@ def train_dataset(file_pattern, ssd_config, model_inputs, batch_size, input_cont
       tfrecord_io.decode_example(record))),
                         num_parallel_calls=_autotune(input_config.num_parallel_calls),
                         deterministic=seed is not None)
-  dataset = dataset.filter(_without_autograph(lambda example: example['num_boxes'] > 0))
+  if ssd_config.train.min_negatives_per_image <= 0:
+    # Without mined negatives an image with no object contributes nothing: skip it here.
+    dataset = dataset.filter(_without_autograph(lambda example: example['num_boxes'] > 0))
   example_fn = make_train_example_fn(ssd_config, model_inputs)
   if seed is not None:
     # One stateless seed [2] per image, independent of thread scheduling.

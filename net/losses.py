@@ -4,12 +4,14 @@
 
 - L_conf: softmax cross-entropy over the positive anchors plus hard negatives. Per image,
   the background anchors are ranked by their confidence loss (-log p_background) and the top
-  ``negative_ratio * num_positives_in_that_image`` are kept (3:1 in the paper).
+  ``negative_ratio * num_positives_in_that_image`` are kept (3:1 in the paper), and at least
+  ``min_negatives_per_image`` (0 in Caffe; the TF Object Detection API's SSD configs use 3).
 - L_loc: smooth L1 (|x| < 1: 0.5 x^2, else |x| - 0.5) summed over the 4 offsets of the
   positive anchors.
-- N: number of positive anchors in the batch (not per image). A batch without positives has
-  L = 0 with zero gradients rather than NaN, and an image without positives selects no
-  negatives, so it contributes nothing.
+- N: number of positive anchors in the batch (not per image), at least 1. With
+  min_negatives_per_image 0 an image without positives selects no negatives, so it contributes
+  nothing, and a batch without positives has L = 0 with zero gradients rather than NaN; with
+  min_negatives_per_image > 0 such images contribute their hardest negatives.
 
 Targets come from ``utility.target_assigner``: ``cls_targets`` is 0 for background, the
 class label for positives and -1 for ignored anchors (neither positive nor negative).
@@ -24,8 +26,10 @@ def smooth_l1(x):
   return tf.where(abs_x < 1.0, 0.5 * tf.square(x), abs_x - 0.5)
 
 
-def hard_negative_mask(negative_losses, negative_mask, num_positives_per_image, negative_ratio):
-  """Selects, per image, the highest-loss negatives, at most ratio x positives.
+def hard_negative_mask(negative_losses, negative_mask, num_positives_per_image, negative_ratio,
+                       min_negatives_per_image=0):
+  """Selects, per image, the highest-loss negatives: floor(ratio x positives), but at least
+  min_negatives_per_image, and never more than the image's negatives.
 
   Ties are broken by anchor index (lower first) so the selection is deterministic.
 
@@ -34,6 +38,7 @@ def hard_negative_mask(negative_losses, negative_mask, num_positives_per_image, 
     negative_mask: bool [batch, num_anchors], anchors that are negatives.
     num_positives_per_image: int32 [batch].
     negative_ratio: float, negatives kept per positive.
+    min_negatives_per_image: int, negatives kept in an image with few or no positives.
 
   Returns:
     bool [batch, num_anchors], the selected negatives.
@@ -43,14 +48,14 @@ def hard_negative_mask(negative_losses, negative_mask, num_positives_per_image, 
   order = tf.argsort(ranking_losses, axis=1, direction='DESCENDING', stable=True)
   rank = tf.argsort(order, axis=1, stable=True)  # rank[i, a]: position of anchor a in order
   num_negatives = tf.reduce_sum(tf.cast(negative_mask, tf.int32), axis=1)
-  num_to_keep = tf.minimum(
-      tf.cast(tf.floor(negative_ratio * tf.cast(num_positives_per_image, tf.float32)), tf.int32),
-      num_negatives)
+  by_ratio = tf.cast(tf.floor(negative_ratio * tf.cast(num_positives_per_image, tf.float32)),
+                     tf.int32)
+  num_to_keep = tf.minimum(tf.maximum(by_ratio, min_negatives_per_image), num_negatives)
   return tf.logical_and(rank < num_to_keep[:, None], negative_mask)
 
 
 def multibox_loss(class_logits, box_offsets, cls_targets, loc_targets, negative_ratio=3.0,
-                  loc_weight=1.0, num_positives_normalizer=None):
+                  loc_weight=1.0, num_positives_normalizer=None, min_negatives_per_image=0):
   """SSD confidence + localization loss.
 
   Args:
@@ -62,6 +67,7 @@ def multibox_loss(class_logits, box_offsets, cls_targets, loc_targets, negative_
     loc_weight: alpha, weight of the localization term (paper: 1).
     num_positives_normalizer: optional float32 scalar N to divide by instead of this batch's
       positive count (with several replicas: the positives of the global batch).
+    min_negatives_per_image: hard negatives mined per image at least (hard_negative_mask).
 
   Returns:
     dict of float32 scalars 'classification_loss' (L_conf / N), 'localization_loss'
@@ -78,7 +84,8 @@ def multibox_loss(class_logits, box_offsets, cls_targets, loc_targets, negative_
   cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=tf.maximum(cls_targets, 0), logits=class_logits)
   mined_negatives = hard_negative_mask(tf.stop_gradient(cross_entropy), negative_mask,
-                                       num_positives_per_image, negative_ratio)
+                                       num_positives_per_image, negative_ratio,
+                                       min_negatives_per_image)
   selected = tf.logical_or(positive_mask, mined_negatives)
 
   positive_weights = tf.cast(positive_mask, tf.float32)

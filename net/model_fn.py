@@ -115,7 +115,8 @@ def _build_losses(outputs, labels, ssd_config):
   terms = losses.multibox_loss(
       outputs['class_logits'], outputs['box_offsets'], labels['cls_targets'],
       labels['loc_targets'], negative_ratio=ssd_config.train.negative_ratio,
-      loc_weight=ssd_config.train.loc_weight, num_positives_normalizer=global_positives)
+      loc_weight=ssd_config.train.loc_weight, num_positives_normalizer=global_positives,
+      min_negatives_per_image=ssd_config.train.min_negatives_per_image)
   regularization = train_ops.weight_decay_loss(tf1.trainable_variables(), ssd_config.train)
   data_loss = terms['classification_loss'] + terms['localization_loss']
   if distributed:

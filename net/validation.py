@@ -75,6 +75,9 @@ def _check_train(train, model):
     raise ValueError('--decay_boundaries must increase, got %s.' % (train.decay_boundaries,))
   if train.batch_size < 1 or train.max_number_of_steps < 1:
     raise ValueError('--batch_size and --max_number_of_steps must be >= 1.')
+  if train.min_negatives_per_image < 0:
+    raise ValueError('--min_negatives_per_image must be >= 0, got %d.'
+                     % train.min_negatives_per_image)
   layers.kernel_initializer(train.weight_init)  # raises naming --weight_init
   backbone = model_spec.backbone(model)
   if train.checkpoint_path and model.width_multiplier not in backbone.pretrained_widths:

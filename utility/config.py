@@ -111,6 +111,11 @@ class TrainConfig:
   """Loss, optimizer, schedule and run settings (docs/RECIPE.md: Loss, Training schedule)."""
   batch_size: int = _setting(32, 'Global batch size, split evenly across replicas.')
   negative_ratio: float = _setting(3.0, 'Hard negatives kept per positive, per image.')
+  min_negatives_per_image: int = _setting(
+      0, 'Hard negatives mined in every image however few positives it has (0 = Caffe '
+      'MultiBoxLoss: an image without positives mines none; the TF Object Detection API SSD '
+      'configs use 3). > 0 also lets images without objects into training, so they teach '
+      'background.')
   loc_weight: float = _setting(1.0, 'Weight alpha of the localization loss.')
   optimizer: str = _setting('momentum', 'momentum, adam or sgd.')
   learning_rate: float = _setting(1e-3, 'Base learning rate after warm-up.')
