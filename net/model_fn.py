@@ -22,6 +22,7 @@ from net import train_ops
 from utility import boxes as box_lib
 from utility import checkpoint
 from utility import nms
+from utility import warm_start
 
 tf1 = tf.compat.v1
 ModeKeys = tf.estimator.ModeKeys
@@ -194,13 +195,22 @@ def _build_train_summaries(loss_terms, learning_rate, features, labels, ssd_conf
 
 
 def _build_scaffold(ssd_config, model_dir):
-  """Loads the backbone's pretrained weights (its own loader: slim VGG16 checkpoint, Keras .h5
-  MobileNet weights) on a fresh start only; a checkpoint in model_dir wins."""
+  """Warm start on a fresh start only (a checkpoint in model_dir wins): from a full SSD
+  checkpoint every variable whose name and shape match, with a restore report
+  (utility/warm_start.py); else the backbone's pretrained weights (its own loader: slim VGG16
+  checkpoint, Keras .h5 MobileNet weights)."""
   train = ssd_config.train
   if not train.checkpoint_path or checkpoint.model_dir_has_checkpoint(model_dir):
     return None
-  init_fn = model_spec.backbone(ssd_config.model).init_from_checkpoint(
-      train.checkpoint_path, ssd_config.model.scope, ssd_config.model, train)
+  backbone = model_spec.backbone(ssd_config.model)
+  scope = ssd_config.model.scope
+  full = checkpoint.find_tf_checkpoint(train.checkpoint_path)
+  if full and warm_start.is_full_model_checkpoint(full, scope, backbone.scope):
+    init_fn = warm_start.full_model_init_fn(full, scope, backbone.scope,
+                                            train.checkpoint_exclude_scopes)
+  else:
+    init_fn = backbone.init_from_checkpoint(train.checkpoint_path, scope, ssd_config.model,
+                                            train)
   return tf1.train.Scaffold(init_fn=init_fn)
 
 

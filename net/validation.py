@@ -13,8 +13,10 @@ from net import ssd_net
 from preprocessing import augmentation_ops
 from preprocessing import ssd_preprocessing
 from utility import box_coder
+from utility import checkpoint
 from utility import labels
 from utility import matcher
+from utility import warm_start
 
 
 def validate(ssd_config, training=True):
@@ -67,6 +69,12 @@ def _check_postprocess(post):
       raise ValueError('--%s must be >= 1, got %s.' % (name, getattr(post, name)))
 
 
+def is_full_model_checkpoint(checkpoint_path, model, backbone):
+  """True if checkpoint_path is a TF checkpoint of a whole SSD with this model's scope."""
+  path = checkpoint.find_tf_checkpoint(checkpoint_path)
+  return bool(path) and warm_start.is_full_model_checkpoint(path, model.scope, backbone.scope)
+
+
 def _check_train(train, model):
   if len(train.lr_decay_factors) != len(train.decay_boundaries) + 1:
     raise ValueError('--lr_decay_factors needs one more value than --decay_boundaries (%d vs '
@@ -80,11 +88,14 @@ def _check_train(train, model):
                      % train.min_negatives_per_image)
   layers.kernel_initializer(train.weight_init)  # raises naming --weight_init
   backbone = model_spec.backbone(model)
-  if train.checkpoint_path and model.width_multiplier not in backbone.pretrained_widths:
+  if not train.checkpoint_path or is_full_model_checkpoint(train.checkpoint_path, model,
+                                                           backbone):
+    return  # nothing to load, or a whole SSD: any width and batch norm, matched by shape
+  if model.width_multiplier not in backbone.pretrained_widths:
     widths = backbone.pretrained_widths
     raise ValueError('--checkpoint_path (ImageNet %s) needs --width_multiplier%s, got %s.'
                      % (backbone.name, '=%s' % widths[0] if len(widths) == 1 else
                         ' in %s' % ', '.join(str(w) for w in widths), model.width_multiplier))
-  if train.checkpoint_path and model.backbone_batch_norm and not backbone.always_batch_norm:
+  if model.backbone_batch_norm and not backbone.always_batch_norm:
     raise ValueError('--checkpoint_path (ImageNet %s) has no batch norm: drop '
                      '--backbone_batch_norm.' % backbone.name)

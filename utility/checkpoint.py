@@ -116,6 +116,19 @@ def _find_checkpoint(path):
   return candidates.pop() if len(candidates) == 1 else None
 
 
+def find_tf_checkpoint(path):
+  """The TF checkpoint prefix at path (a prefix or a folder), or None when there is none there
+  (e.g. a Keras .h5 file)."""
+  resolved = _find_checkpoint(path)
+  if resolved is None:
+    return None
+  try:
+    tf.train.load_checkpoint(resolved)
+  except (tf.errors.OpError, ValueError):
+    return None
+  return resolved
+
+
 def resolve_checkpoint_path(path):
   """Returns the checkpoint prefix for a file prefix or a directory (its latest checkpoint).
 
@@ -125,13 +138,9 @@ def resolve_checkpoint_path(path):
   Raises:
     CheckpointError: if no readable checkpoint is found.
   """
-  resolved = _find_checkpoint(path)
+  resolved = find_tf_checkpoint(path)
   if resolved is not None:
-    try:
-      tf.train.load_checkpoint(resolved)
-      return resolved
-    except (tf.errors.OpError, ValueError):
-      pass
+    return resolved
   raise CheckpointError(
       'No checkpoint found at %r: expected a TF checkpoint such as TF-slim vgg_16.ckpt (from %s) '
       'or a directory holding one.' % (path, SLIM_VGG16_URL))
