@@ -83,7 +83,7 @@ class DetectionEvaluator:
 class VocDetectionAccumulator(DetectionEvaluator):
   """Collects per-image detections and ground truth; computes the VOC metric at the end."""
 
-  def __init__(self, class_names, metric='voc07', det_dir=None, category_ids=()):
+  def __init__(self, class_names, metric='voc07', det_dir=None):
     self.class_names = tuple(class_names)
     self.metric = metric
     self.det_dir = det_dir
