@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -102,6 +103,23 @@ def test_full_slim_checkpoint_initialises_the_backbone_with_decimated_fc(tmp_pat
   decimated = sorted(name for _, _, name in plan if name)
   assert decimated == ['fc6/biases', 'fc6/weights', 'fc7/biases', 'fc7/weights']
   np.testing.assert_array_equal(scale, np.full([32], 20.0))  # Not a backbone variable.
+
+
+def test_a_backbone_warm_start_logs_the_restore_report(tmp_path, caplog):
+  path = _write_checkpoint(str(tmp_path / 'vgg_16.ckpt'), _slim_arrays())
+  with caplog.at_level(logging.INFO):
+    with tf.Graph().as_default():
+      _build_backbone()
+      report = checkpoint.build_init_assignments(path, 'ssd300').report
+  assert len(report.restored) == 30 and report.restored[0].startswith('ssd300/vgg_16/conv1')
+  assert report.skipped == []
+  assert report.missing == ['ssd300/conv4_3_norm/scale']  # freshly initialised, not backbone
+  assert report.unused == ['vgg_16/fc8/biases', 'vgg_16/fc8/weights']  # slim's classifier
+  messages = [r.getMessage() for r in caplog.records]
+  assert ('Warm start from %s: 30 variables restored, 0 skipped (shape mismatch), 1 missing '
+          '(freshly initialised), 2 checkpoint tensors unused.' % path) in messages
+  assert '  missing: ssd300/conv4_3_norm/scale' in messages
+  assert '  unused: vgg_16/fc8/biases, vgg_16/fc8/weights' in messages
 
 
 def test_reduced_checkpoint_without_the_slim_prefix_loads_as_it_is(tmp_path):

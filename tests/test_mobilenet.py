@@ -1,5 +1,7 @@
 """MobileNet V1/V2 backbones: shapes, Keras names, and Keras .h5 weights loaded exactly."""
 
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -54,11 +56,13 @@ def _ours(name, alpha, images, path):
       sources = module.BACKBONE.build(module.CONVENTION.normalize(inputs),
                                       backbones.BuildOptions('NHWC', alpha, False, True))
     num_parameters = sum(int(np.prod(v.shape)) for v in tf1.global_variables())
+    num_variables = len(tf1.global_variables())
     init_fn = module.init_from_checkpoint(path, 'model', None, config_lib.TrainConfig())
     with tf1.Session() as session:
       session.run(tf1.global_variables_initializer())
       init_fn(None, session)
-      return list(sources), session.run(list(sources.values()), {inputs: images}), num_parameters
+      return (list(sources), session.run(list(sources.values()), {inputs: images}),
+              num_parameters, num_variables)
 
 
 @pytest.mark.parametrize('name, alpha, source_names, depths', [
@@ -66,12 +70,17 @@ def _ours(name, alpha, images, path):
     ('mobilenet_v2', 0.35, ['block_13_expand', 'Conv_1'], [192, 1280]),
 ])
 def test_keras_h5_weights_give_the_keras_activations(name, alpha, source_names, depths,
-                                                     tmp_path):
+                                                     tmp_path, caplog):
   images = np.random.RandomState(0).uniform(0, 255, [2, 96, 96, 3]).astype(np.float32)
   path = str(tmp_path / 'weights.h5')
   reference, keras_parameters = _keras_reference(name, alpha, 96, images, path)
-  names, ours, num_parameters = _ours(name, alpha, images, path)
+  with caplog.at_level(logging.INFO):
+    names, ours, num_parameters, num_variables = _ours(name, alpha, images, path)
   assert names == source_names
+  # The restore report: every variable restored (the Keras model has nothing else), none unused.
+  assert ('Warm start from %s: %d variables restored, 0 skipped (shape mismatch), 0 missing '
+          '(freshly initialised), 0 checkpoint tensors unused.' % (path, num_variables)
+          in [r.getMessage() for r in caplog.records])
   assert num_parameters == keras_parameters  # every Keras weight has its variable
   for got, want, depth in zip(ours, reference, depths):
     assert got.shape == want.shape and got.shape[-1] == depth

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tests.conftest import TINY_CLASSES, tiny_config, train_tiny
 from utility import checkpoint
+from utility import restore_report
 from utility import warm_start
 
 
@@ -33,7 +34,7 @@ def test_fine_tuning_restores_matching_tensors_and_reports_the_rest(tiny_records
   target_shapes = target.get_variable_to_shape_map()
   compared, differing_shapes = 0, []
   for name, shape in target_shapes.items():
-    if (name not in source_shapes or warm_start._is_training_state(name)
+    if (name not in source_shapes or restore_report.is_training_state(name)
         or name.endswith(('moving_mean', 'moving_variance'))):
       continue
     if source_shapes[name] != shape:

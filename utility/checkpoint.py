@@ -32,6 +32,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from utility import restore_report
+
 tf1 = tf.compat.v1
 
 SLIM_SCOPE = 'vgg_16'  # Prefix of the variables in slim's checkpoint.
@@ -205,11 +207,15 @@ class BackboneInit(object):
     assign_op: op assigning every planned variable from its placeholder.
   """
 
-  def __init__(self, checkpoint_path, plan, read_tensors=None):
+  def __init__(self, checkpoint_path, plan, read_tensors=None, report=None):
     """read_tensors: optional function [key] -> {key: numpy value}; default: the TF checkpoint
-    at checkpoint_path (other formats, e.g. Keras .h5 weights, pass their own reader)."""
+    at checkpoint_path (other formats, e.g. Keras .h5 weights, pass their own reader).
+    report: the utility.restore_report.RestoreReport of this plan, logged when built."""
     self.checkpoint_path = checkpoint_path
     self.plan = plan
+    self.report = report
+    for line in report.lines() if report else ():
+      logging.info('%s', line)
     self._read_tensors = read_tensors or self._read_checkpoint_tensors
     with tf.name_scope('backbone_init'):
       self._placeholders = [tf1.placeholder(variable.dtype.base_dtype, variable.shape)
@@ -281,7 +287,8 @@ def build_init_assignments(checkpoint_path, model_scope, checkpoint_model_scope=
                             % ('%s/%s' % (model_scope, backbone_scope), checkpoint_path))
     plan = [_plan_variable(variable, relative, checkpoint_path, checkpoint_model_scope,
                            checkpoint_shapes) for variable, relative in selected]
-    return BackboneInit(path, plan)
+    return BackboneInit(path, plan, report=restore_report.backbone_report(
+        path, plan, checkpoint_shapes, model_scope))
 
   replica_context = tf.distribute.get_replica_context()
   return build() if replica_context is None else replica_context.merge_call(build)

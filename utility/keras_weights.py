@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from utility import checkpoint
+from utility import restore_report
 
 tf1 = tf.compat.v1
 
@@ -119,8 +120,9 @@ def build_init_assignments(path, model_scope, backbone_scope, keras_name, variab
             'multiplier the same as the file\'s alpha?).'
             % (path, name, list(shapes[name]), list(expected), variable.op.name))
       plan.append((variable, name, None))
-    return checkpoint.BackboneInit(path, plan, read_tensors=lambda names: read_weights(path,
-                                                                                        names))
+    return checkpoint.BackboneInit(
+        path, plan, read_tensors=lambda names: read_weights(path, names),
+        report=restore_report.backbone_report(path, plan, shapes, model_scope))
 
   replica_context = tf.distribute.get_replica_context()
   return build() if replica_context is None else replica_context.merge_call(build)

@@ -8,28 +8,15 @@ whose name and shape match a checkpoint tensor is restored; the rest keep their 
 The report, logged on every such warm start, names what was restored, skipped (same name,
 another shape: the class heads of another class count), missing (not in the checkpoint: freshly
 initialised) and unused (checkpoint tensors no variable took, optimizer slots and step counters
-aside). A restore that reaches none of the backbone's variables fails with a sentence: that is
-the silent failure (mAP near zero) this exists to prevent.
+aside; utility/restore_report.py, shared with the backbone loaders). A restore that reaches
+none of the backbone's variables fails with a sentence: that is the silent failure (mAP near
+zero) this exists to prevent.
 """
 
-import dataclasses
-import typing
-
 import tensorflow as tf
-from absl import logging
 
 from utility import checkpoint
-
-tf1 = tf.compat.v1
-
-# Checkpoint tensors that are training state, not model: optimizer slots and counters.
-_STATE_MARKERS = ('/Momentum', '/Adam', '/RMSProp', '/ExponentialMovingAverage')
-_STATE_NAMES = ('global_step', 'beta1_power', 'beta2_power')
-MAX_LISTED = 20
-
-
-def _is_training_state(name):
-  return name.split('/')[-1] in _STATE_NAMES or any(m in name for m in _STATE_MARKERS)
+from utility import restore_report
 
 
 def is_full_model_checkpoint(path, model_scope, backbone_scope):
@@ -38,50 +25,7 @@ def is_full_model_checkpoint(path, model_scope, backbone_scope):
   prefix = model_scope.rstrip('/') + '/'
   backbone_prefix = prefix + backbone_scope.rstrip('/') + '/'
   return any(name.startswith(prefix) and not name.startswith(backbone_prefix)
-             and not _is_training_state(name) for name in shapes)
-
-
-@dataclasses.dataclass
-class RestoreReport:
-  """Names by outcome; ``skipped`` entries are (name, checkpoint shape, variable shape)."""
-  checkpoint_path: str
-  restored: typing.List[str]
-  skipped: typing.List[tuple]
-  missing: typing.List[str]
-  unused: typing.List[str]
-
-  def lines(self):
-    def listed(names):
-      shown = ', '.join(names[:MAX_LISTED])
-      return shown + (' and %d more' % (len(names) - MAX_LISTED) if len(names) > MAX_LISTED
-                      else '')
-    lines = ['Warm start from %s: %d variables restored, %d skipped (shape mismatch), %d '
-             'missing (freshly initialised), %d checkpoint tensors unused.'
-             % (self.checkpoint_path, len(self.restored), len(self.skipped), len(self.missing),
-                len(self.unused))]
-    if self.skipped:
-      lines.append('  skipped: ' + listed(['%s (checkpoint %s, model %s)' % item
-                                           for item in self.skipped]))
-    if self.missing:
-      lines.append('  missing: ' + listed(self.missing))
-    if self.unused:
-      lines.append('  unused: ' + listed(self.unused))
-    return lines
-
-
-def model_variables(model_scope):
-  """The model's weights under model_scope/: trainable variables and batch-norm statistics."""
-  prefix = model_scope.rstrip('/') + '/'
-  candidates = tf1.trainable_variables() + [
-      v for v in tf1.global_variables()
-      if v.op.name.endswith(('/moving_mean', '/moving_variance'))]
-  seen, selected = set(), []
-  for variable in candidates:
-    name = variable.op.name
-    if name.startswith(prefix) and name not in seen:
-      seen.add(name)
-      selected.append(variable)
-  return selected
+             and not restore_report.is_training_state(name) for name in shapes)
 
 
 def plan_full_restore(path, variables, backbone_prefix, exclude_prefixes=()):
@@ -105,8 +49,10 @@ def plan_full_restore(path, variables, backbone_prefix, exclude_prefixes=()):
       skipped.append((name, list(shapes[name]), variable.shape.as_list()))
       continue
     plan.append((variable, name, None))
-  unused = sorted(n for n in shapes if n not in used and not _is_training_state(n))
-  report = RestoreReport(path, [key for _, key, _ in plan], skipped, missing, unused)
+  unused = sorted(n for n in shapes
+                  if n not in used and not restore_report.is_training_state(n))
+  report = restore_report.RestoreReport(path, [key for _, key, _ in plan], skipped, missing,
+                                        unused)
   if not any(key.startswith(backbone_prefix) for key in report.restored):
     raise checkpoint.CheckpointError(
         'None of the backbone variables (%s*) was restored from --checkpoint_path=%s: %s. '
@@ -126,14 +72,10 @@ def full_model_init_fn(checkpoint_path, model_scope, backbone_scope, exclude_sco
   exclude_prefixes = [prefix + s.rstrip('/') + '/' for s in exclude_scopes]
 
   def build(_=None):
-    plan, report = plan_full_restore(path, model_variables(model_scope),
+    plan, report = plan_full_restore(path, restore_report.model_variables(model_scope),
                                      prefix + backbone_scope.rstrip('/') + '/',
                                      exclude_prefixes)
-    for line in report.lines():
-      logging.info('%s', line)
-    init = checkpoint.BackboneInit(path, plan)
-    init.report = report
-    return init
+    return checkpoint.BackboneInit(path, plan, report=report)
 
   replica_context = tf.distribute.get_replica_context()
   init = build() if replica_context is None else replica_context.merge_call(build)
