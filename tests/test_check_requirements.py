@@ -5,6 +5,8 @@ what the script decides by itself, on files they write and on the repository's o
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,12 @@ def test_pip_platform_tags_cover_the_wheels_tensorflow_ships():
   mac = check.PLATFORMS['macos-arm64'].pip_platforms
   assert mac[0] == 'macosx_12_0_arm64' and 'macosx_11_0_arm64' in mac
   assert check.PLATFORMS['windows-amd64'].pip_platforms == ('win_amd64',)
+
+
+def test_the_pinned_tensorboard_starts():
+  # tensorboard 2.15 imports pkg_resources at start-up; setuptools 81+ dropped it, and then
+  # `python -m tensorboard.main` (README's TensorBoard command) fails before serving anything.
+  result = subprocess.run([sys.executable, '-m', 'tensorboard.main', '--version'],
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip() == '2.15.2'
