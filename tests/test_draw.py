@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -80,3 +81,15 @@ def test_bad_inputs_raise():
   with pytest.raises(ValueError, match="Unknown box_format 'xyxy'"):
     draw.draw_detections(np.zeros([4, 4, 3], np.uint8), [[0, 0, 1, 1]], [1], [1.0],
                          box_format='xyxy')
+
+
+def test_a_label_at_the_right_edge_stays_whole_inside_the_image():
+  image = np.zeros([HEIGHT, WIDTH, 3], np.uint8)
+  # A box at the right edge: columns 180..199; its label 'cow 0.87' is wider than 20 px.
+  out = draw.draw_detections(image, [[181.0, 31.0, 200.0, 80.0]], [10], [0.87],
+                             box_format='voc_pixels')
+  color = draw.class_color(10)
+  text_w = cv2.getTextSize('cow 0.87', cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
+  label_row = out[29]  # right above the box, inside the label
+  filled = np.nonzero((label_row == color).all(axis=-1))[0]
+  assert filled.min() == WIDTH - text_w - 3 and filled.max() == WIDTH - 1

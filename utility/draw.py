@@ -68,10 +68,12 @@ def _pixel_rectangles(boxes, box_format, height, width):
 
 
 def _draw_label(image, text, corner, color, thickness, channel_order):
-  """Text on a filled box in ``color``, above the corner if it fits, else just inside."""
+  """Text on a filled box in ``color``, above the corner if it fits, else just inside; moved
+  left as far as needed to keep the whole label in the image (a box at the right edge)."""
   font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4 + 0.1 * thickness
   (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, 1)
   x, y = corner
+  x = max(0, min(x, image.shape[1] - text_w - 3))
   height = text_h + baseline + 2
   top = y - height if y - height >= 0 else y
   cv2.rectangle(image, (x, top), (x + text_w + 2, top + height - 1), color, cv2.FILLED)
