@@ -21,6 +21,7 @@ decoding and NMS of utility/tflite_postprocess.py, which gives the SavedModel's 
 
 import os
 import sys
+import time
 
 if not __package__:
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +58,7 @@ def main(argv):
     validation.validate(ssd_config, training=False)
     ssd_config = export.serving_config(ssd_config, FLAGS.data_format)
     checkpoint_path = checkpoint_lib.latest_checkpoint(FLAGS.model_dir, FLAGS.checkpoint_path)
+    start = time.monotonic()
     export_dir = export.export_saved_model(
         ssd_config, checkpoint_path,
         FLAGS.export_dir or export.default_export_dir(FLAGS.model_dir), FLAGS.overwrite,
@@ -64,8 +66,8 @@ def main(argv):
   except (ValueError, FileNotFoundError, FileExistsError) as error:
     logging.error('%s', error)
     sys.exit(1)
-  print('Exported %s (%s, %s) to %s' % (checkpoint_path, ssd_config.model.data_format,
-                                        export.postprocess_summary(ssd_config), export_dir))
+  print(export.summary_paragraph(ssd_config, checkpoint_path, export_dir,
+                                 time.monotonic() - start))
   if FLAGS.tflite:
     print('TFLite: %s' % os.path.join(export_dir, export.TFLITE_SUBDIR))
 

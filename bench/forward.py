@@ -28,9 +28,9 @@ from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.bench_models import TABLE_MODELS, model_config  # noqa: E402
 from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
-from utility import config as config_lib  # noqa: E402
 from utility import hardware  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -84,26 +84,6 @@ def time_batches(session, images, outputs, batch_size):
     session.run(outputs, feed)
   seconds_per_batch = (time.perf_counter() - start) / FLAGS.iterations
   return batch_size / seconds_per_batch, seconds_per_batch
-
-
-# (architecture, backbone) pairs of --table: every backbone x head the project ships.
-TABLE_MODELS = (('ssd300', 'vgg16'), ('ssd512', 'vgg16'), ('ssd300', 'mobilenet_v1'),
-                ('ssd512', 'mobilenet_v1'), ('ssdlite', 'mobilenet_v2'),
-                ('ssdlite', 'mobilenet_v1'), ('ssd300', 'mobilenet_v2'))
-
-
-def model_config(architecture, backbone='', width_multiplier=1.0):
-  """ModelConfig of a model to time: the preset boxes where they fit, else 0.2 to 0.95."""
-  config = config_lib.ModelConfig(
-      architecture=architecture, backbone=backbone, width_multiplier=width_multiplier,
-      image_size=ssd_net.ARCHITECTURES[architecture].image_size,
-      extra_batch_norm=ssd_net.backbone_name(architecture, backbone) != 'vgg16')
-  try:
-    model_spec.anchor_layers(config)
-  except ValueError:
-    config = config_lib.ModelConfig(**dict(config.__dict__, anchor_min_scale=0.2,
-                                           anchor_max_scale=0.95))
-  return config
 
 
 def build(config):

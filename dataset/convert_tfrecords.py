@@ -2,7 +2,8 @@ r"""Converts a Pascal VOC layout, or a COCO-format dataset, to sharded TFRecords
 
     python dataset/convert_tfrecords.py --dataset_directory=VOCROOT --output_directory=DIR \
         [--train_splits=VOC2007:trainval,VOC2012:trainval] [--val_splits=VOC2007:test] \
-        [--train_shards=16] [--val_shards=16] [--num_workers=2] [--strict] [--class_names=voc]
+        [--train_shards=16] [--val_shards=16] [--num_workers=2] [--strict] [--class_names=voc] \
+        [--unannotated_splits=VOC2012:test]
 
     python dataset/convert_tfrecords.py --format=coco --annotations=instances_train2017.json \
         --images=train2017/ --output_directory=DIR [--split_name=train|val] [--train_shards=...]
@@ -17,6 +18,14 @@ summary records "class_names" and "category_ids" (label i -> category_ids[i - 1]
 training and evaluation read back to write results with the original ids. Crowd objects are
 stored with iscrowd 1 (training leaves them out of the targets, evaluation ignores them as
 COCOeval does); images without annotations are kept in both splits (negatives).
+
+A split named in --unannotated_splits (the VOC2012 test set, whose annotations are not public)
+is read without annotation files: each record holds the image, its size as decoded and no
+object, and the summary records "annotated": false for its set, so eval_ssd.py packages the
+detections for the evaluation server instead of computing an AP. Such a split must be in
+--val_splits, in a set of its own (a set mixing both could be neither scored nor submitted).
+Any Annotations/<id>.xml of its images is not read: the VOC2012 test tarball has XML only for
+the images of the person-layout and action tasks, with partial objects.
 
 Choices:
 - Records are shuffled with --seed before being dealt round-robin into the shards, so every
@@ -64,6 +73,7 @@ from dataset import tfrecord_io
 from dataset import voc
 from utility import file_io
 from utility import labels as label_utils
+from utility import progress
 
 REENCODE_QUALITY = 95
 BATCH_SIZE = 256          # items decoded in parallel before being written, bounds memory
@@ -215,19 +225,22 @@ def _skip(key, reason, warnings=()):
   return ItemResult(key, None, [], list(warnings), reason, None, None)
 
 
-def load_item(voc_root, year_folder, image_id, class_names, keep_empty):
+def load_item(voc_root, year_folder, image_id, class_names, keep_empty, annotated=True):
   """Reads, validates and serializes one image and its annotation (runs in a worker).
 
   Args:
     voc_root, year_folder, image_id: where the files are.
     class_names: known class names (labels 1..N).
     keep_empty: keep an image with no valid object (validation sets) instead of skipping it.
+    annotated: False for a split without annotations (load_unannotated_item).
 
   Returns:
     An ItemResult: ``record`` is the serialized Example, or None with ``skip_reason`` set.
     Every warning names the file it is about.
   """
   key = '%s/%s' % (year_folder, image_id)
+  if not annotated:
+    return load_unannotated_item(voc_root, year_folder, image_id, class_names)
   xml_path = voc.annotation_path(voc_root, year_folder, image_id)
   jpg_path = voc.image_path(voc_root, year_folder, image_id)
   for path in (xml_path, jpg_path):
@@ -250,6 +263,26 @@ def load_item(voc_root, year_folder, image_id, class_names, keep_empty):
   warnings += object_warnings
   return _item_result(key, xml_path, encoded, image_id + '.jpg', height, width, objects,
                       class_names, keep_empty, warnings, reencoded)
+
+
+def load_unannotated_item(voc_root, year_folder, image_id, class_names):
+  """Serializes one image of a split without annotations: no object, the size decoded.
+
+  The image is decoded in full (load_image), so its size is the one tf.io.decode_jpeg gives
+  and a corrupt or truncated file is skipped with a reason naming it, as in annotated splits.
+  Annotations/<id>.xml is not read even when it exists (module docstring).
+  """
+  key = '%s/%s' % (year_folder, image_id)
+  jpg_path = voc.image_path(voc_root, year_folder, image_id)
+  if not os.path.isfile(jpg_path):
+    return _skip(key, '%s is listed in the split file but missing on disk.' % jpg_path)
+  try:
+    encoded, height, width, reencoded = load_image(jpg_path)
+  except (ImageError, OSError) as e:
+    return _skip(key, str(e))
+  example = tfrecord_io.make_example(encoded, image_id + '.jpg', height, width, (), class_names)
+  return ItemResult(key, example.SerializeToString(deterministic=True), [],
+                    [reencoded] if reencoded else [], None, reencoded, None)
 
 
 def _item_result(key, source, encoded, filename, height, width, objects, class_names,
@@ -307,9 +340,10 @@ def load_coco_item(dataset, images_directory, index, keep_empty):
 class _SetStats(object):
   """Counters of one output set (train or val)."""
 
-  def __init__(self, name, specs, class_names, num_items):
+  def __init__(self, name, specs, class_names, num_items, annotated=True):
     self.name = name
     self.specs = specs
+    self.annotated = annotated
     self.class_names = class_names
     self.images_listed = num_items
     self.images_written = 0
@@ -330,6 +364,7 @@ class _SetStats(object):
   def as_dict(self, shards):
     return {
         'splits': list(self.specs),
+        'annotated': self.annotated,
         'images_listed': self.images_listed,
         'images_written': self.images_written,
         'images_without_objects': self.images_without_objects,
@@ -380,6 +415,7 @@ def write_set(name, items, num_shards, temp_dir, executor, load_fn, report, stat
   shards = [tfrecord_io.shard_name(name, i, num_shards) for i in range(num_shards)]
   writers = [tf.io.TFRecordWriter(os.path.join(temp_dir, 'partial-' + shard))
              for shard in shards]
+  counter = progress.Progress('%s: converting' % name, len(items), 'images')
   try:
     for start in range(0, len(items), BATCH_SIZE):
       batch = items[start:start + BATCH_SIZE]
@@ -388,6 +424,8 @@ def write_set(name, items, num_shards, temp_dir, executor, load_fn, report, stat
         if result.record is not None:
           writers[stats.images_written % num_shards].write(result.record)
           stats.add(result)
+        counter.update()
+    counter.finish()
   finally:
     for writer in writers:
       writer.close()
@@ -428,18 +466,55 @@ def _write_json_atomically(path, data):
   file_io.atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + '\n', mode='w')
 
 
-def _plan(dataset_directory, train_specs, val_specs, seed, report, keep_empty_images=False):
-  """[(set name, split labels, shuffled items, keep_empty)], failing early on a missing split."""
+def _split_label(spec):
+  return '%s:%s' % spec
+
+
+def _check_unannotated(train_specs, val_specs, unannotated_specs):
+  """Raises ConversionError unless every unannotated split makes up the whole val set.
+
+  Returns:
+    True when the val set is converted without annotations.
+  """
+  for spec in unannotated_specs:
+    label = _split_label(spec)
+    if spec in train_specs:
+      raise ConversionError('--unannotated_splits names %s, which is in --train_splits; '
+                            'training needs annotations, so list it in --val_splits only.'
+                            % label)
+    if spec not in val_specs:
+      raise ConversionError('--unannotated_splits names %s, which is not in --val_splits; list '
+                            'it there too (--val_splits=%s).' % (label, label))
+  annotated = [_split_label(spec) for spec in val_specs if spec not in unannotated_specs]
+  if unannotated_specs and annotated:
+    raise ConversionError(
+        '--val_splits mixes splits with annotations (%s) and without (%s); such a set can be '
+        'neither scored nor submitted: convert them into separate --output_directory folders.'
+        % (','.join(annotated), ','.join(_split_label(spec) for spec in unannotated_specs)))
+  return bool(unannotated_specs)
+
+
+def _plan(dataset_directory, train_specs, val_specs, seed, report, keep_empty_images=False,
+          unannotated_specs=()):
+  """[(set name, split labels, shuffled items, keep_empty, annotated)], failing early on a
+  missing split or a misplaced unannotated split.
+
+  An item is (year_folder, image_id, keep_empty), plus False for a split without annotations.
+  """
   if not os.path.isdir(dataset_directory):
     raise ConversionError('--dataset_directory %s is not a folder; point it at VOCdevkit or its '
                           'parent.' % dataset_directory)
+  val_unannotated = _check_unannotated(train_specs, val_specs, unannotated_specs)
   plan = []
-  for name, specs, keep_empty, offset in (('train', train_specs, keep_empty_images, 0),
-                                          ('val', val_specs, True, 1)):
+  for name, specs, keep_empty, offset, annotated in (
+      ('train', train_specs, keep_empty_images, 0, True),
+      ('val', val_specs, True, 1, not val_unannotated)):
     if specs:
       items = shuffled(list_items(dataset_directory, specs), seed + offset)
-      plan.append((name, ['%s:%s' % spec for spec in specs],
-                   [(year, image_id, keep_empty) for year, image_id in items], keep_empty))
+      extra = () if annotated else (False,)
+      plan.append((name, [_split_label(spec) for spec in specs],
+                   [(year, image_id, keep_empty) + extra for year, image_id in items],
+                   keep_empty, annotated))
   if len(plan) == 2:
     shared = sorted(set(item[:2] for item in plan[0][2]) & set(item[:2] for item in plan[1][2]))
     if shared:
@@ -459,7 +534,8 @@ def _write_plan(plan, output_directory, load_fn, shards_of, num_workers, report,
   """Writes every set of plan (one code path for all formats); returns {set name: stats dict}.
 
   Args:
-    plan: [(set name, split labels, items, keep_empty)]; load_fn(*item) -> ItemResult.
+    plan: [(set name, split labels, items, keep_empty, annotated)]; load_fn(*item) ->
+      ItemResult.
     shards_of: set name -> number of shards.
 
   Raises:
@@ -472,8 +548,8 @@ def _write_plan(plan, output_directory, load_fn, shards_of, num_workers, report,
   executor = concurrent.futures.ThreadPoolExecutor(num_workers)
   try:
     with executor:
-      for name, split_labels, items, _ in plan:
-        stats = _SetStats(name, split_labels, class_names, len(items))
+      for name, split_labels, items, _, annotated in plan:
+        stats = _SetStats(name, split_labels, class_names, len(items), annotated)
         shards = write_set(name, items, shards_of(name), temp_dir, executor, load_fn, report,
                            stats)
         if not stats.images_written:
@@ -513,7 +589,7 @@ def _summary(source, output_directory, class_names, sets, report, start, extra=N
 
 def convert(dataset_directory, output_directory, train_specs, val_specs, train_shards=16,
             val_shards=16, num_workers=2, strict=False, class_names=label_utils.VOC_CLASSES,
-            seed=0, load_fn=None, keep_empty_images=False):
+            seed=0, load_fn=None, keep_empty_images=False, unannotated_specs=()):
   """Converts the listed VOC splits; returns the summary dict (also written as JSON).
 
   Args:
@@ -525,8 +601,11 @@ def convert(dataset_directory, output_directory, train_specs, val_specs, train_s
     strict: raise ConversionError at the first warning.
     class_names: names of labels 1..N.
     seed: shuffling seed.
-    load_fn: replaces ``load_item``: (year_folder, image_id, keep_empty) -> ItemResult.
+    load_fn: replaces ``load_item``: (year_folder, image_id, keep_empty) -> ItemResult; the
+      items of an unannotated split pass a fourth argument, annotated=False.
     keep_empty_images: also write training images without objects (negatives only).
+    unannotated_specs: SplitSpecs of val_specs read without annotations (the VOC2012 test
+      set): records without objects, "annotated": false in the summary.
 
   Raises:
     ConversionError, voc.DatasetLayoutError: nothing is written to the final names then.
@@ -534,10 +613,12 @@ def convert(dataset_directory, output_directory, train_specs, val_specs, train_s
   _check_counts(train_shards, val_shards, num_workers)
   start = time.time()
   report = _Report(strict)
-  plan = _plan(dataset_directory, train_specs, val_specs, seed, report, keep_empty_images)
+  plan = _plan(dataset_directory, train_specs, val_specs, seed, report, keep_empty_images,
+               unannotated_specs)
   if load_fn is None:
-    def load_fn(year_folder, image_id, keep_empty):
-      return load_item(dataset_directory, year_folder, image_id, class_names, keep_empty)
+    def load_fn(year_folder, image_id, keep_empty, annotated=True):
+      return load_item(dataset_directory, year_folder, image_id, class_names, keep_empty,
+                       annotated)
   sets = _write_plan(plan, output_directory, load_fn,
                      lambda name: train_shards if name == 'train' else val_shards,
                      num_workers, report, class_names)
@@ -595,7 +676,7 @@ def convert_coco(annotations, images_directory, output_directory, split_name='tr
   class_names, category_ids = dataset.categories.names, dataset.categories.ids
   kept = _sets_kept_from(output_directory, class_names, category_ids, split_name)
   items = shuffled([(index, True) for index in range(len(dataset.images))], seed)
-  plan = [(split_name, [annotations], items, True)]
+  plan = [(split_name, [annotations], items, True, True)]
 
   def load_fn(index, keep_empty):
     return load_coco_item(dataset, images_directory, index, keep_empty)
@@ -612,11 +693,13 @@ def format_summary(summary):
   """Human-readable summary lines."""
   lines = []
   for name, s in summary['sets'].items():
-    lines.append('%s (%s): %d of %d images written to %d shards, %d objects (%d difficult, %d '
-                 'truncated, %d crowd), %d images without objects'
-                 % (name, ','.join(s['splits']), s['images_written'], s['images_listed'],
-                    len(s['shards']), s['objects'], s['difficult'], s['truncated'],
-                    s.get('crowd', 0), s['images_without_objects']))
+    lines.append('%s (%s%s): %d of %d images written to %d shards, %d objects (%d difficult, '
+                 '%d truncated, %d crowd), %d images without objects'
+                 % (name, ','.join(s['splits']),
+                    '' if s.get('annotated', True) else ', without annotations',
+                    s['images_written'], s['images_listed'], len(s['shards']), s['objects'],
+                    s['difficult'], s['truncated'], s.get('crowd', 0),
+                    s['images_without_objects']))
     lines += ['  %-12s %6d' % (cls, count) for cls, count in s['objects_per_class'].items()]
   lines.append('skipped %d images:' % len(summary['skipped']))
   lines += ['  %s' % item['reason'] for item in summary['skipped']]
@@ -652,6 +735,10 @@ def define_flags():
   flags.DEFINE_bool('keep_empty_images', False, 'VOC: also write training images without '
                     'objects (negatives; train with --min_negatives_per_image > 0 to learn '
                     'from them). Validation images without objects are always kept.')
+  flags.DEFINE_string('unannotated_splits', '', 'VOC: YEAR:SPLIT list of --val_splits entries '
+                      'that have no annotations (the VOC2012 test set): read the images alone, '
+                      'write records without objects; eval_ssd.py then writes a submission for '
+                      'the evaluation server instead of computing AP.')
   flags.mark_flags_as_required(['output_directory'])
 
 
@@ -669,7 +756,9 @@ def _run_from_flags():
                  parse_split_specs(FLAGS.val_splits, 'val_splits'),
                  FLAGS.train_shards, FLAGS.val_shards, FLAGS.num_workers, FLAGS.strict,
                  label_utils.load_class_names(FLAGS.class_names), FLAGS.seed,
-                 keep_empty_images=FLAGS.keep_empty_images)
+                 keep_empty_images=FLAGS.keep_empty_images,
+                 unannotated_specs=parse_split_specs(FLAGS.unannotated_splits,
+                                                     'unannotated_splits'))
 
 
 def main(argv):

@@ -24,6 +24,7 @@ objects); evaluation gets them with their flag and ignores them.
 """
 
 import os
+import struct
 
 import tensorflow as tf
 
@@ -48,6 +49,28 @@ def list_shards(file_pattern):
     raise ValueError('No TFRecord files match %r: check --data_dir (it should hold train-*/val-* '
                      'shards written by dataset/convert_tfrecords.py).' % file_pattern)
   return sorted(set(files))
+
+
+def count_records(file_pattern):
+  """How many records the shards matching file_pattern hold, read off the TFRecord framing
+  (8-byte length, 4-byte length CRC, the data, 4-byte data CRC) without reading the data, so
+  counting a VOC07 test set costs milliseconds. Used for progress and ETA.
+
+  Raises:
+    ValueError: naming the file when its framing does not end where the file ends (truncated).
+  """
+  total = 0
+  for path in list_shards(file_pattern):
+    with tf.io.gfile.GFile(path, 'rb') as stream:
+      size, offset = stream.size(), 0
+      while offset + 8 <= size:
+        stream.seek(offset)
+        offset += 8 + 4 + struct.unpack('<Q', stream.read(8))[0] + 4
+        total += 1
+      if offset != size:
+        raise ValueError('%s is not a complete TFRecord file (it ends inside a record): '
+                         'convert the dataset again.' % path)
+  return total
 
 
 def _autotune(value):
@@ -228,9 +251,13 @@ def make_train_input_fn(file_pattern, ssd_config, model_inputs, seed=None):
 
 
 def make_eval_input_fn(file_pattern, ssd_config, model_inputs, batch_size):
+  """The eval input_fn; it carries batch_size and num_images (the records of the shards), which
+  the evaluation's progress line and ETA read."""
   def input_fn():
     return eval_dataset(file_pattern, ssd_config, model_inputs, batch_size)
 
+  input_fn.batch_size = batch_size
+  input_fn.num_images = count_records(file_pattern)
   return input_fn
 
 

@@ -1,11 +1,14 @@
 r"""Generates a synthetic dataset in the exact Pascal VOC layout (or in COCO's).
 
     python dataset/make_synthetic_voc.py --output_dir=DIR --num_trainval=400 --num_test=100 \
-        --seed=0 [--classes=aeroplane,bicycle] [--with_voc2012 --num_trainval_2012=200]
+        --seed=0 [--classes=aeroplane,bicycle] [--with_voc2012 --num_trainval_2012=200 \
+        --num_test_2012=50]
 
 writes DIR/VOCdevkit/VOC2007/{Annotations,JPEGImages,ImageSets/Main/{trainval,test}.txt} (and
 VOC2012/ with a trainval split on request) with true VOC XML: 1-based inclusive integer pixel
-boxes, <difficult>, <truncated>, <pose>, <size>.
+boxes, <difficult>, <truncated>, <pose>, <size>. --num_test_2012 adds a VOC2012 test split laid
+out as the real one, whose annotations are not public: its images and ImageSets/Main/test.txt,
+no XML (convert it with --unannotated_splits=VOC2012:test).
 
 Every class is a unique (shape, colour, texture) triple with moderate jitter in colour, aspect
 ratio and rotation, drawn on a cluttered, low-saturation background (noise, faint lines, blurred
@@ -434,12 +437,17 @@ def write_sample(task):
   """Generates and writes one image + annotation; returns (id, width, height, objects).
 
   Args:
-    task: (year_dir, year_folder, image_id, seed, image_number, class_names, min_size, max_size).
+    task: (year_dir, year_folder, image_id, seed, image_number, class_names, min_size, max_size)
+      and optionally annotated (default True; False writes the image alone, the objects drawn
+      in it are still returned).
   """
-  year_dir, year_folder, image_id, seed, number, class_names, min_size, max_size = task
+  year_dir, year_folder, image_id, seed, number, class_names, min_size, max_size = task[:8]
+  annotated = task[8] if len(task) > 8 else True
   jpeg, width, height, objects, _ = render_sample(seed, year_folder, number, class_names,
                                                   min_size, max_size)
   _write_atomically(os.path.join(year_dir, 'JPEGImages', image_id + '.jpg'), jpeg)
+  if not annotated:
+    return image_id, width, height, objects
   xml = annotation_xml(year_folder, image_id + '.jpg', width, height, objects, seed)
   _write_atomically(os.path.join(year_dir, 'Annotations', image_id + '.xml'),
                     xml.encode('utf-8'))
@@ -486,32 +494,51 @@ def _check_options(class_names, min_size, max_size):
   return class_names
 
 
+# Splits generate_voc writes without annotation files, as the real ones (their XML is not public).
+UNANNOTATED_SPLITS = ('VOC2012/test',)
+
+
+def _voc_plan(num_trainval, num_test, num_trainval_2012, num_test_2012):
+  """[(year folder, split, ids, number of the first image, annotated)] of generate_voc."""
+  plan = [('VOC2007', 'trainval', ['%06d' % (i + 1) for i in range(num_trainval)], 0),
+          ('VOC2007', 'test', ['%06d' % (num_trainval + i + 1) for i in range(num_test)],
+           num_trainval)]
+  if num_trainval_2012 > 0:
+    plan.append(('VOC2012', 'trainval',
+                 ['2012_%06d' % (i + 1) for i in range(num_trainval_2012)], 0))
+  if num_test_2012 > 0:
+    plan.append(('VOC2012', 'test', ['2012_%06d' % (num_trainval_2012 + i + 1)
+                                     for i in range(num_test_2012)], num_trainval_2012))
+  return [entry + ('%s/%s' % entry[:2] not in UNANNOTATED_SPLITS,) for entry in plan]
+
+
 def generate_voc(output_dir, num_trainval, num_test, seed, class_names=label_utils.VOC_CLASSES,
-                 num_trainval_2012=0, min_size=200, max_size=400, num_workers=2):
+                 num_trainval_2012=0, min_size=200, max_size=400, num_workers=2,
+                 num_test_2012=0):
   """Writes the synthetic VOC tree under output_dir/VOCdevkit.
 
   VOC2007 gets ids 000001.. (trainval first, then test); VOC2012, when num_trainval_2012 > 0,
-  gets ids 2012_000001.. in a trainval split. Split files are written last, so an interrupted
-  run never lists an image that is not on disk.
+  gets ids 2012_000001.. in a trainval split, and when num_test_2012 > 0 the ids after those in
+  a test split without annotation files, as the real VOC2012 test set. Split files are written
+  last, so an interrupted run never lists an image that is not on disk.
 
   Returns:
-    {split key like 'VOC2007/trainval': list of (id, width, height, objects)}.
+    {split key like 'VOC2007/trainval': list of (id, width, height, objects)}; for the VOC2012
+    test split the objects drawn, which no file records.
   """
   class_names = _check_options(class_names, min_size, max_size)
-  plan = [('VOC2007', 'trainval', ['%06d' % (i + 1) for i in range(num_trainval)]),
-          ('VOC2007', 'test', ['%06d' % (num_trainval + i + 1) for i in range(num_test)])]
-  if num_trainval_2012 > 0:
-    plan.append(('VOC2012', 'trainval', ['2012_%06d' % (i + 1) for i in range(num_trainval_2012)]))
+  plan = _voc_plan(num_trainval, num_test, num_trainval_2012, num_test_2012)
   results = {}
-  for year_folder, split, ids in plan:
+  for year_folder, split, ids, first_number, annotated in plan:
     year_dir = os.path.join(output_dir, 'VOCdevkit', year_folder)
-    for sub in ('Annotations', 'JPEGImages', os.path.join('ImageSets', 'Main')):
+    subs = ('JPEGImages', os.path.join('ImageSets', 'Main')) + (('Annotations',) if annotated
+                                                                 else ())
+    for sub in subs:
       os.makedirs(os.path.join(year_dir, sub), exist_ok=True)
-    first_number = num_trainval if split == 'test' else 0
     tasks = [(year_dir, year_folder, image_id, seed, first_number + i, class_names,
-              min_size, max_size) for i, image_id in enumerate(ids)]
+              min_size, max_size, annotated) for i, image_id in enumerate(ids)]
     results['%s/%s' % (year_folder, split)] = _run(tasks, num_workers)
-  for year_folder, split, ids in plan:
+  for year_folder, split, ids, _, _ in plan:
     split_path = os.path.join(output_dir, 'VOCdevkit', year_folder, 'ImageSets', 'Main',
                               split + '.txt')
     _write_atomically(split_path, ''.join(i + '\n' for i in ids).encode('ascii'))
@@ -647,7 +674,9 @@ def summarize(results, class_names):
   difficult = truncated = 0
   for key, samples in results.items():
     objects = [obj for sample in samples for obj in sample[3]]
-    lines.append('%-18s %6d images %7d objects' % (key, len(samples), len(objects)))
+    lines.append('%-18s %6d images %7d objects%s' % (
+        key, len(samples), len(objects),
+        ' (drawn, no annotation files)' if key in UNANNOTATED_SPLITS else ''))
     per_class.update(obj.name for obj in objects)
     difficult += sum(obj.difficult for obj in objects)
     truncated += sum(obj.truncated for obj in objects)
@@ -675,6 +704,8 @@ def define_flags():
   flags.DEFINE_bool('with_voc2012', False,
                     'Also write VOC2012/ with a trainval split (--format=voc only).')
   flags.DEFINE_integer('num_trainval_2012', 100, 'VOC2012 trainval images (with --with_voc2012).')
+  flags.DEFINE_integer('num_test_2012', 0, 'VOC2012 test images written without annotations, '
+                       'as the real VOC2012 test set (with --with_voc2012).')
   flags.DEFINE_integer('min_size', 200, 'Smallest image side in pixels.')
   flags.DEFINE_integer('max_size', 400, 'Largest image side in pixels.')
   flags.DEFINE_integer('num_workers', 2, 'Worker processes (output does not depend on it).')
@@ -692,7 +723,8 @@ def _generate_from_flags():
     return os.path.join(FLAGS.output_dir, 'coco'), results
   results = generate_voc(FLAGS.output_dir, FLAGS.num_trainval, FLAGS.num_test, FLAGS.seed,
                          FLAGS.classes, FLAGS.num_trainval_2012 if FLAGS.with_voc2012 else 0,
-                         FLAGS.min_size, FLAGS.max_size, FLAGS.num_workers)
+                         FLAGS.min_size, FLAGS.max_size, FLAGS.num_workers,
+                         FLAGS.num_test_2012 if FLAGS.with_voc2012 else 0)
   return os.path.join(FLAGS.output_dir, 'VOCdevkit'), results
 
 

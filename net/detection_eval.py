@@ -122,6 +122,13 @@ class VocDetectionAccumulator(DetectionEvaluator):
   def _detections(self):
     return {name: voc_metric.make_detections(rows) for name, rows in self._rows.items()}
 
+  def ranked_matches(self, iou_threshold=0.5):
+    """Per class the detections in score order with their VOC TP/FP flags and the count of
+    non-difficult GTs (utility.voc_metric.ranked_matches): the PR curves of
+    net/eval_summaries.py."""
+    return voc_metric.ranked_matches(self._gt, self._detections(), self.class_names,
+                                     iou_threshold)
+
   def write_results(self, directory):
     """The devkit result files comp4_det_test_<class>.txt in directory."""
     # 0.001 px: at the writers' usual 0.1 px a box near IoU 0.5 can flip between TP and FP,

@@ -65,6 +65,7 @@ from utility import checkpoint as checkpoint_lib
 from utility import config as config_lib
 from utility import file_io
 from utility import labels
+from utility import progress
 from utility import tflite_postprocess
 
 tf1 = tf.compat.v1
@@ -328,15 +329,32 @@ def export_saved_model(ssd_config, checkpoint_path, export_dir, overwrite=False,
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)
   scratch_dir = tempfile.mkdtemp(dir=parent, prefix='.tmp-%s-' % os.path.basename(export_dir))
+  stages = progress.Progress('export', 3 if tflite else 2, 'stages', every_seconds=0, eta=False)
+  stages.update(0, 'building the serving graph, restoring %s, writing the SavedModel'
+                % checkpoint_path)
   try:
     new_dir = os.path.join(scratch_dir, 'saved_model')  # the Builder wants a fresh folder
     _write_saved_model(ssd_config, checkpoint_path, new_dir)
     if tflite:
+      stages.update(1, 'converting the network to TFLite')
       export_tflite(ssd_config, checkpoint_path, os.path.join(new_dir, TFLITE_SUBDIR))
+    stages.update(1, 'moving the export into place')
     _move_into_place(new_dir, export_dir, scratch_dir)
+    stages.finish(1, 'wrote %s' % export_dir)
   finally:
     shutil.rmtree(scratch_dir, ignore_errors=True)
   return export_dir
+
+
+def summary_paragraph(ssd_config, checkpoint_path, export_dir, seconds):
+  """The closing paragraph of an export: what, where, how big, how long, and the settings."""
+  size = sum(os.path.getsize(os.path.join(folder, name))
+             for folder, _, names in os.walk(export_dir) for name in names)
+  return ('Exported %s (%s, %s; %s) to %s: %.1f MB in %s. Serve it with '
+          'simple_ssd_demo.py --saved_model=%s, or tf.saved_model.load.'
+          % (checkpoint_path, ssd_config.model.data_format, ssd_config.model.compute_dtype,
+             postprocess_summary(ssd_config), export_dir, size / 2.0**20,
+             progress.format_duration(seconds), export_dir))
 
 
 def postprocess_summary(ssd_config):

@@ -15,6 +15,7 @@ import functools
 import tensorflow as tf
 
 from net import detection_eval
+from net import eval_summaries
 from net import hooks
 from net import losses
 from net import model_spec
@@ -30,7 +31,7 @@ ModeKeys = tf.estimator.ModeKeys
 NAN_LOSS_MESSAGE = 'SSD loss is NaN or Inf'
 
 
-def make_model_fn(ssd_config, evaluator=None):
+def make_model_fn(ssd_config, evaluator=None, eval_images=eval_summaries.DEFAULT_EVAL_IMAGES):
   """Returns model_fn(features, labels, mode, config) for tf.estimator.Estimator.
 
   Args:
@@ -38,11 +39,15 @@ def make_model_fn(ssd_config, evaluator=None):
     evaluator: optional net.detection_eval.DetectionEvaluator used in EVAL mode (so a caller
       can read its results and have result files written); otherwise the one named by
       postprocess.eval_metric is made per evaluation.
+    eval_images: EVAL mode draws this many evaluation images for TensorBoard (0 = none);
+      net/eval_summaries.py, which also adds the per-class PR curves.
   """
-  return functools.partial(ssd_model_fn, ssd_config=ssd_config, evaluator=evaluator)
+  return functools.partial(ssd_model_fn, ssd_config=ssd_config, evaluator=evaluator,
+                           eval_images=eval_images)
 
 
-def ssd_model_fn(features, labels, mode, config, ssd_config, evaluator=None):
+def ssd_model_fn(features, labels, mode, config, ssd_config, evaluator=None,
+                 eval_images=eval_summaries.DEFAULT_EVAL_IMAGES):
   """tf.estimator model_fn for SSD; `config` is the Estimator's RunConfig."""
   is_training = mode == ModeKeys.TRAIN
   outputs = model_spec.build_network(features['image'], ssd_config.model, is_training,
@@ -62,18 +67,22 @@ def ssd_model_fn(features, labels, mode, config, ssd_config, evaluator=None):
         ssd_config.postprocess.eval_metric, ssd_config.model.class_names,
         category_ids=model_spec.category_ids(ssd_config.model))
     metrics = detection_eval.metric_ops(evaluator, features, labels, detections)
+    metrics.update(eval_summaries.metric_ops(
+        evaluator, features, labels, detections, ssd_config.model.class_names,
+        model_spec.image_convention(ssd_config.model), eval_images))
     metrics.update(_build_loss_metrics(loss_terms))
     return tf.estimator.EstimatorSpec(mode, loss=loss_terms['total_loss'],
                                       eval_metric_ops=metrics)
 
   global_step = tf1.train.get_or_create_global_step()
-  learning_rate = train_ops.learning_rate_schedule(global_step, ssd_config.train)
+  # The schedule counts optimizer steps (global_step // --gradient_accumulation_steps).
+  learning_rate = train_ops.learning_rate_schedule(
+      train_ops.optimizer_step(global_step, ssd_config.train), ssd_config.train)
   # Read the step before the update so the logger's fetch is not racing the increment.
   step_before_update = tf.identity(global_step)
   # Every op of the update (gradients included) waits for the finite-loss check.
   with tf.control_dependencies([step_before_update, _nan_guard(loss_terms, step_before_update)]):
-    train_op = train_ops.build_train_op(loss_terms['total_loss'], global_step,
-                                        learning_rate, ssd_config.train)
+    train_op = _build_train_op(loss_terms, global_step, learning_rate, ssd_config.train)
   _build_train_summaries(loss_terms, learning_rate, features, labels, ssd_config)
   return tf.estimator.EstimatorSpec(
       mode, loss=loss_terms['total_loss'], train_op=train_op,
@@ -95,6 +104,17 @@ def _nan_guard(loss_terms, step):
        'localization', loss_terms['localization_loss']], name='nan_loss_guard')
 
 
+def _build_train_op(loss_terms, global_step, learning_rate, train_config):
+  """The train op: one optimizer step per run, or with --gradient_accumulation_steps K > 1 one
+  per K runs on the gradient of the K micro-batches' loss sums over their positives."""
+  if train_config.gradient_accumulation_steps == 1:
+    return train_ops.build_train_op(loss_terms['total_loss'], global_step, learning_rate,
+                                    train_config)
+  return train_ops.build_accumulating_train_op(loss_terms['data_loss_sum'],
+                                               loss_terms['num_positives'], global_step,
+                                               learning_rate, train_config)
+
+
 def _build_losses(outputs, labels, ssd_config):
   """Multibox loss + weight decay, scaled so that replicas add up to the single-device loss.
 
@@ -106,9 +126,15 @@ def _build_losses(outputs, labels, ssd_config):
     times R: over replicas this is exactly the loss of the global batch on one device;
   - weight decay times R on global replica 0 only (other replicas may not even see the
     variable collections): it counts once, as on one device.
+
+  With --gradient_accumulation_steps > 1 (one replica) the terms also hold 'data_loss_sum',
+  the multibox loss before the division by the positives, which the accumulating train op
+  normalises by the positives of all its micro-batches.
   """
   replica_context = tf.distribute.get_replica_context()
   num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+  if ssd_config.train.gradient_accumulation_steps > 1:
+    return _build_accumulation_losses(outputs, labels, ssd_config, num_replicas)
   local_positives = tf.reduce_sum(tf.cast(labels['cls_targets'] > 0, tf.float32))
   distributed = replica_context is not None and num_replicas > 1
   global_positives = (replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local_positives)
@@ -126,6 +152,31 @@ def _build_losses(outputs, labels, ssd_config):
   else:
     total = data_loss + regularization
   terms.update({'regularization_loss': regularization, 'total_loss': total, 'outputs': outputs})
+  return terms
+
+
+def _build_accumulation_losses(outputs, labels, ssd_config, num_replicas):
+  """_build_losses for one replica with gradient accumulation: the same reported terms, plus
+  'data_loss_sum' (normaliser 1 gives multibox_loss's sums; they are divided here for the
+  per-micro-batch terms that are logged and checked for NaN)."""
+  train = ssd_config.train
+  if num_replicas > 1:
+    raise ValueError('--gradient_accumulation_steps=%d works on one replica, but this run has '
+                     '%d: set --gradient_accumulation_steps=1 or train on one device '
+                     '(--num_gpus=1, no --cpu_replicas or TF_CONFIG cluster).'
+                     % (train.gradient_accumulation_steps, num_replicas))
+  sums = losses.multibox_loss(
+      outputs['class_logits'], outputs['box_offsets'], labels['cls_targets'],
+      labels['loc_targets'], negative_ratio=train.negative_ratio, loc_weight=train.loc_weight,
+      num_positives_normalizer=tf.constant(1.0),
+      min_negatives_per_image=train.min_negatives_per_image)
+  normalizer = tf.maximum(sums['num_positives'], 1.0)
+  regularization = train_ops.weight_decay_loss(tf1.trainable_variables(), train)
+  terms = dict(sums, classification_loss=sums['classification_loss'] / normalizer,
+               localization_loss=sums['localization_loss'] / normalizer)
+  data_loss_sum = sums['classification_loss'] + sums['localization_loss']
+  terms.update({'data_loss_sum': data_loss_sum, 'regularization_loss': regularization,
+                'total_loss': data_loss_sum / normalizer + regularization, 'outputs': outputs})
   return terms
 
 

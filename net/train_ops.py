@@ -2,6 +2,11 @@
 "Schedule").
 
 Kept apart from the model_fn so each piece is small and testable on its own.
+
+Gradient accumulation (--gradient_accumulation_steps K > 1): the global step still counts
+session runs, one micro-batch each, and the optimizer steps on every K-th run with the
+gradient of the K micro-batches as one batch (build_accumulating_train_op); the learning-rate
+schedule counts optimizer steps (optimizer_step).
 """
 
 import re
@@ -10,9 +15,30 @@ import tensorflow as tf
 
 tf1 = tf.compat.v1
 
+ACCUMULATOR_SCOPE = 'gradient_accumulation'  # the accumulators of build_accumulating_train_op
 KERNEL_NAME = 'weights'  # net/layers.py names every convolution kernel this
 BIAS_NAME = 'biases'
 L2_NORM_SCALE_NAME = 'scale'  # net/layers.l2_normalization's per-channel scale
+
+
+def optimizer_step(global_step, train_config):
+  """The step the learning-rate schedule counts: optimizer steps.
+
+  The global step counts micro-batches, so with K = gradient_accumulation_steps > 1 this is
+  global_step // K (the micro-batches of optimizer step n all see the rate of step n); with
+  K = 1 it is global_step itself (the graph is unchanged).
+
+  Args:
+    global_step: int64 scalar tensor.
+    train_config: utility.config.TrainConfig.
+
+  Returns:
+    int64 scalar tensor (global_step itself when K = 1).
+  """
+  steps = train_config.gradient_accumulation_steps
+  if steps == 1:
+    return global_step
+  return tf.math.floordiv(tf.cast(global_step, tf.int64), steps)
 
 
 def learning_rate_schedule(global_step, train_config):
@@ -72,15 +98,20 @@ def weight_decay_loss(variables, train_config):
   The 1/2 (tf.nn.l2_loss) makes the gradient weight_decay * w, Caffe's weight_decay.
   Returns a float32 scalar (0 when weight_decay is 0 or nothing qualifies).
   """
+  decayed = [v for v in variables if _is_decayed(v, train_config)]
+  if train_config.weight_decay <= 0 or not decayed:
+    return tf.constant(0.0)
+  return train_config.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in decayed])
+
+
+def _is_decayed(variable, train_config):
+  """Whether weight_decay_loss counts the variable (whatever the weight_decay value)."""
   names = {KERNEL_NAME}
   if train_config.bias_weight_decay:
     names.add(BIAS_NAME)
   if train_config.l2_norm_scale_weight_decay:
     names.add(L2_NORM_SCALE_NAME)
-  decayed = [v for v in variables if _leaf_name(v) in names]
-  if train_config.weight_decay <= 0 or not decayed:
-    return tf.constant(0.0)
-  return train_config.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in decayed])
+  return _leaf_name(variable) in names
 
 
 def scale_bias_gradients(grads_and_vars, multiplier):
@@ -90,6 +121,16 @@ def scale_bias_gradients(grads_and_vars, multiplier):
     return grads_and_vars
   return [(g * multiplier if g is not None and _leaf_name(v) == BIAS_NAME else g, v)
           for g, v in grads_and_vars]
+
+
+def _finish_gradients(grads_and_vars, train_config):
+  """Bias multiplier, then optional clipping to the global norm: what every update gets."""
+  grads_and_vars = scale_bias_gradients(grads_and_vars, train_config.bias_lr_multiplier)
+  if train_config.gradient_clip_norm > 0:
+    grads, variables = zip(*grads_and_vars)
+    grads, _ = tf.clip_by_global_norm(grads, train_config.gradient_clip_norm)
+    grads_and_vars = list(zip(grads, variables))
+  return grads_and_vars
 
 
 def build_train_op(loss, global_step, learning_rate, train_config):
@@ -107,11 +148,85 @@ def build_train_op(loss, global_step, learning_rate, train_config):
   optimizer = make_optimizer(learning_rate, train_config)
   grads_and_vars = optimizer.compute_gradients(loss)
   grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
-  grads_and_vars = scale_bias_gradients(grads_and_vars, train_config.bias_lr_multiplier)
-  if train_config.gradient_clip_norm > 0:
-    grads, variables = zip(*grads_and_vars)
-    grads, _ = tf.clip_by_global_norm(grads, train_config.gradient_clip_norm)
-    grads_and_vars = list(zip(grads, variables))
+  grads_and_vars = _finish_gradients(grads_and_vars, train_config)
   update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
   with tf.control_dependencies(update_ops):
     return optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+
+
+def _zeros_variable(name, shape, dtype):
+  """A non-trainable variable starting at zero, in GLOBAL_VARIABLES so checkpoints hold it
+  (a run killed between two optimizer steps resumes with its partial sums)."""
+  return tf1.get_variable(name, shape=shape, dtype=dtype, initializer=tf1.zeros_initializer(),
+                          trainable=False, collections=[tf1.GraphKeys.GLOBAL_VARIABLES])
+
+
+def accumulator_variables():
+  """The accumulators of build_accumulating_train_op in the default graph (none when K = 1)."""
+  return [v for v in tf1.global_variables() if v.op.name.startswith(ACCUMULATOR_SCOPE + '/')]
+
+
+def build_accumulating_train_op(data_loss_sum, num_positives, global_step, learning_rate,
+                                train_config):
+  """One micro-batch per run; every K-th run one optimizer step on the K micro-batches.
+
+  Each run adds the gradient of this micro-batch's un-normalised multibox loss sum and its
+  positive count to accumulators. On the K-th run the update is
+  sum of gradients / max(sum of positives, 1) + the gradient of weight_decay_loss (once, as on
+  one batch: weight_decay * w), with the bias multiplier and clipping of build_train_op, and the
+  accumulators go back to zero. The weights do not change between the K runs and hard negatives
+  are mined per image, so this is exactly the gradient of the K-times batch (with batch norm
+  the statistics are still per micro-batch's). Batch-norm moving averages update on every run.
+
+  Variables under ACCUMULATOR_SCOPE: one accumulator per trainable variable with a data
+  gradient (named like it below the scope), 'num_positives' (float32) and 'micro_step' (int64,
+  runs since the last optimizer step). All are global variables, so checkpoints hold them.
+
+  Args:
+    data_loss_sum: float32 scalar, confidence sum + loc_weight * localization sum of this
+      micro-batch (not divided by its positives).
+    num_positives: float32 scalar, positive anchors of this micro-batch.
+    global_step: the global step variable, incremented on every run (it counts micro-batches).
+    learning_rate: float32 scalar tensor (of optimizer_step(global_step)).
+    train_config: utility.config.TrainConfig with gradient_accumulation_steps >= 2.
+
+  Returns:
+    The train op.
+  """
+  steps = train_config.gradient_accumulation_steps
+  optimizer = make_optimizer(learning_rate, train_config)
+  decays = train_config.weight_decay > 0
+  # (data gradient or None, decayed, variable), in the order of the trainable variables.
+  terms = [(g, decays and _is_decayed(v, train_config), v)
+           for g, v in optimizer.compute_gradients(data_loss_sum)]
+  terms = [term for term in terms if term[0] is not None or term[1]]
+  with tf1.variable_scope(ACCUMULATOR_SCOPE, reuse=False):
+    sums = [_zeros_variable(v.op.name, v.shape, v.dtype.base_dtype) if g is not None else None
+            for g, _, v in terms]
+    positives = _zeros_variable('num_positives', [], tf.float32)
+    micro_step = _zeros_variable('micro_step', [], tf.int64)
+  added = [total.assign_add(tf.convert_to_tensor(g))
+           for total, (g, _, _) in zip(sums, terms) if total is not None]
+  added.append(positives.assign_add(num_positives))
+  with tf.control_dependencies(added + tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+    is_last = tf.greater_equal(micro_step.assign_add(1), steps)
+
+  def apply_and_reset():
+    # Built in the branch, so the weight-decay gradients are only computed on the K-th run.
+    normalizer = tf.maximum(positives.read_value(), 1.0)
+    grads_and_vars = []
+    for total, (_, decayed, variable) in zip(sums, terms):
+      parts = ([total.read_value() / normalizer] if total is not None else []) + (
+          [train_config.weight_decay * variable.read_value()] if decayed else [])
+      grads_and_vars.append((tf.add_n(parts), variable))
+    update = optimizer.apply_gradients(_finish_gradients(grads_and_vars, train_config))
+    with tf.control_dependencies([update]):
+      resets = [total.assign(tf.zeros_like(total)) for total in sums if total is not None]
+      resets += [positives.assign(0.0), micro_step.assign(0)]
+    with tf.control_dependencies(resets):
+      return tf.constant(True)
+
+  with tf.control_dependencies([is_last]):
+    applied = tf.cond(is_last, apply_and_reset, lambda: tf.constant(False))
+  with tf.control_dependencies([applied]):
+    return tf1.assign_add(global_step, 1, name='train_op').op

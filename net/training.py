@@ -8,6 +8,7 @@ import re
 import tensorflow as tf
 from absl import logging
 
+from net import hooks
 from net import kernel_support
 from net import model_fn as model_fn_lib
 from net import run_config as run_config_lib
@@ -44,6 +45,13 @@ def check_resumable(ssd_config, model_dir):
                      'the same settings (%s).'
                      % (model_dir, ', '.join(differences),
                         ' '.join(_as_flag(name, getattr(previous, name)) for name in differences)))
+  # The accumulators live in the checkpoint and the schedule counts global_step // K: another
+  # K would find no accumulators (or stale ones) and shift every learning-rate boundary.
+  before = config_lib.load(model_dir).train.gradient_accumulation_steps
+  now = ssd_config.train.gradient_accumulation_steps
+  if before != now and tf.train.latest_checkpoint(model_dir):
+    raise ValueError('%s was trained with --gradient_accumulation_steps=%d; resume it with the '
+                     'same value (not %d) or use a new --model_dir.' % (model_dir, before, now))
 
 
 def _as_flag(name, value):
@@ -65,6 +73,13 @@ def _log_start(ssd_config, model_dir):
                  ssd_config.train.checkpoint_path)
   else:
     logging.info('Fresh start from random initialisation (no --checkpoint_path).')
+
+
+def _eval_progress(eval_input_fn):
+  """Progress of each evaluation during training; dataset/input_fn.make_eval_input_fn's input
+  carries its batch size and image count (another input_fn logs counts without an ETA)."""
+  return hooks.EvaluationProgressHook(getattr(eval_input_fn, 'num_images', 0),
+                                      getattr(eval_input_fn, 'batch_size', 1))
 
 
 def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
@@ -111,7 +126,8 @@ def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
       tf.estimator.train_and_evaluate(
           estimator, tf.estimator.TrainSpec(train_input_fn, max_steps=max_steps),
           tf.estimator.EvalSpec(eval_input_fn, steps=None, start_delay_secs=0,
-                                throttle_secs=throttle_secs))
+                                throttle_secs=throttle_secs,
+                                hooks=[_eval_progress(eval_input_fn)]))
     else:
       estimator.train(train_input_fn, max_steps=max_steps)
   except tf.errors.InvalidArgumentError as error:

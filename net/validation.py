@@ -75,6 +75,26 @@ def is_full_model_checkpoint(checkpoint_path, model, backbone):
   return bool(path) and warm_start.is_full_model_checkpoint(path, model.scope, backbone.scope)
 
 
+def _check_gradient_accumulation(train):
+  """K >= 1; K > 1 on one replica only (net/model_fn.py also refuses it when the replicas come
+  from all visible GPUs or a TF_CONFIG cluster), with --max_number_of_steps (micro-batches) a
+  multiple of K so that no partial accumulation is left unapplied at the end."""
+  steps = train.gradient_accumulation_steps
+  if steps < 1:
+    raise ValueError('--gradient_accumulation_steps must be >= 1 (1 = no accumulation), got %d.'
+                     % steps)
+  if steps == 1:
+    return
+  if train.cpu_replicas > 1 or train.num_gpus > 1:
+    raise ValueError('--gradient_accumulation_steps=%d works on one replica only: drop '
+                     '--cpu_replicas/--num_gpus (or set --num_gpus=1), or set '
+                     '--gradient_accumulation_steps=1.' % steps)
+  if train.max_number_of_steps % steps:
+    raise ValueError('--max_number_of_steps counts micro-batches: make it a multiple of '
+                     '--gradient_accumulation_steps=%d (got %d).'
+                     % (steps, train.max_number_of_steps))
+
+
 def _check_train(train, model):
   if len(train.lr_decay_factors) != len(train.decay_boundaries) + 1:
     raise ValueError('--lr_decay_factors needs one more value than --decay_boundaries (%d vs '
@@ -83,6 +103,7 @@ def _check_train(train, model):
     raise ValueError('--decay_boundaries must increase, got %s.' % (train.decay_boundaries,))
   if train.batch_size < 1 or train.max_number_of_steps < 1:
     raise ValueError('--batch_size and --max_number_of_steps must be >= 1.')
+  _check_gradient_accumulation(train)
   if train.min_negatives_per_image < 0:
     raise ValueError('--min_negatives_per_image must be >= 0, got %d.'
                      % train.min_negatives_per_image)

@@ -92,3 +92,11 @@ def test_override_mode_only_applies_flags_given():
 def test_bad_list_flag_is_named():
   with pytest.raises(ValueError, match='--decay_boundaries=a,b: every item must be a int'):
     ssd_flags.config_from_flags(_flags(['--decay_boundaries=a,b']))
+
+
+def test_gradient_accumulation_flag_sets_the_train_field():
+  assert config.TrainConfig().gradient_accumulation_steps == 1
+  built = ssd_flags.config_from_flags(_flags(['--gradient_accumulation_steps=4']))
+  assert built.train.gradient_accumulation_steps == 4
+  assert built == dataclasses.replace(config.SSDConfig(), train=dataclasses.replace(
+      config.TrainConfig(), gradient_accumulation_steps=4))

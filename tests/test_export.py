@@ -111,9 +111,12 @@ def test_saved_model_in_a_fresh_process_matches_estimator_predict(tiny_records, 
                                                                    tmp_path):
   export_dir = str(tmp_path / 'exported')
   # A postprocess flag overrides the trained settings in the export (200 -> 50 per image).
-  subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'export_ssd.py'),
-                  '--model_dir=' + trained_model_dir, '--export_dir=' + export_dir,
-                  '--max_detections_per_image=50'], check=True, cwd=REPO_ROOT, timeout=300)
+  run = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'export_ssd.py'),
+                        '--model_dir=' + trained_model_dir, '--export_dir=' + export_dir,
+                        '--max_detections_per_image=50'], check=True, cwd=REPO_ROOT,
+                       timeout=300, capture_output=True, text=True)
+  assert 'export: 2/2 stages (100%)' in run.stderr and 'wrote ' + export_dir in run.stderr
+  assert ('to %s: ' % export_dir) in run.stdout and ' MB in 0m' in run.stdout
   assert sorted(os.listdir(tmp_path)) == ['exported']  # no temp folder left next to it
   records = _val_records(tiny_records['records'])[:2]
   assert records[0][2:] != records[1][2:], 'the test needs two image sizes'

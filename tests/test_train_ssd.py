@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from net import training
 from tests.conftest import tiny_config, train_tiny
+from utility import progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ['--architecture=ssd_quick', '--train_image_size=160', '--width_multiplier=0.0625',
@@ -101,12 +102,18 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_records, tmp_path, ker
   assert _checkpoint_step(model_dir) == killed_at + 2
 
 
-def test_train_and_eval_writes_map_to_tensorboard(tiny_records, tmp_path, kernel_path):
+def test_train_and_eval_writes_map_to_tensorboard(tiny_records, tmp_path, kernel_path,
+                                                  monkeypatch):
   model_dir = str(tmp_path / 'model')
   config = tiny_config(max_number_of_steps=2, save_checkpoints_steps=2)
+  lines = []
+  monkeypatch.setattr(progress, 'logging', type('Log', (), {
+      'info': staticmethod(lambda fmt, *args: lines.append(fmt % args))}))
   step = train_tiny(config, tiny_records['records'], model_dir,
                         evaluate_during_training=True, throttle_secs=0)
   assert step == 2
+  # The evaluation during training shows its progress: 8 val images in batches of 4 // 4.
+  assert 'evaluation: 8/8 images (100%)' in [line.split(' | ')[0] for line in lines]
   tags = set()
   for path in glob.glob(os.path.join(model_dir, 'eval', 'events.out.tfevents.*')):
     for event in tf.compat.v1.train.summary_iterator(path):
@@ -146,6 +153,10 @@ def test_resuming_with_another_architecture_is_refused(tiny_records, tmp_path):
   with pytest.raises(ValueError, match='was trained with other model settings '
                                        r'\(width_multiplier\)'):
     train_tiny(wider, tiny_records['records'], model_dir)
+  accumulating = tiny_config(max_number_of_steps=2, gradient_accumulation_steps=2)
+  with pytest.raises(ValueError, match='was trained with --gradient_accumulation_steps=1; resume '
+                                       r'it with the same value \(not 2\)'):
+    train_tiny(accumulating, tiny_records['records'], model_dir)
 
 
 def test_cli_reports_a_bad_flag_in_one_sentence(tiny_records, tmp_path):

@@ -130,6 +130,16 @@ class TrainConfig:
       (1.0, 0.1, 0.01), 'learning_rate multipliers, one more than decay_boundaries.')
   end_learning_rate: float = _setting(0.0, 'Floor of the learning rate.')
   max_number_of_steps: int = _setting(120000, 'Training stops at this global step.')
+  # Caffe's solver has iter_size, which averages gradients each normalised by its own
+  # micro-batch's positives; this normalises once by the positives of all K micro-batches, so
+  # an optimizer step equals one step on the K-times batch exactly (batch norm aside). The
+  # global step, --max_number_of_steps and the save/log intervals count micro-batches; the
+  # learning-rate schedule (--warmup_steps, --decay_boundaries) counts optimizer steps.
+  gradient_accumulation_steps: int = _setting(
+      1, 'Micro-batches of --batch_size images per optimizer step (1 = Caffe\'s solver without '
+      'iter_size); the update equals one step on a batch of K x --batch_size. The global step '
+      'and --max_number_of_steps count micro-batches, the learning-rate schedule optimizer '
+      'steps. One replica only.')
   weight_decay: float = _setting(5e-4, 'L2 weight decay on kernels.')
   bias_weight_decay: bool = _setting(
       False, 'Decay biases too (the TF port did; Caffe does not).')

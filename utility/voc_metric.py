@@ -328,6 +328,11 @@ def match_detections(gt_by_image, detections, iou_threshold=0.5):
               image_ids=[detections.image_ids[i] for i in order], boxes=det_boxes)
 
 
+def count_positives(gt_by_image):
+  """npos: the non-difficult GTs of one class ({image_id: (boxes, difficult)})."""
+  return int(sum(np.count_nonzero(~np.asarray(d, bool)) for _, d in gt_by_image.values()))
+
+
 def evaluate_class(gt_by_image, detections, iou_threshold=0.5, metric='voc07'):
   """VOC AP of one class.
 
@@ -343,7 +348,7 @@ def evaluate_class(gt_by_image, detections, iou_threshold=0.5, metric='voc07'):
     [num_detections] in score order (empty when ap is None); num_gt=npos (non-difficult);
     num_detections; num_tp).
   """
-  num_gt = int(sum(np.count_nonzero(~np.asarray(d, bool)) for _, d in gt_by_image.values()))
+  num_gt = count_positives(gt_by_image)
   matches = match_detections(gt_by_image, detections, iou_threshold)
   tp, fp = matches['tp'], matches['fp']
   result = dict(ap=None, precision=np.zeros(0), recall=np.zeros(0), num_gt=num_gt,
@@ -422,6 +427,36 @@ def evaluate_classes(gt_annotations, detections_by_class, class_names, metric='v
                                detections_by_class.get(name, make_detections()),
                                iou_threshold, metric)
           for name in class_names}
+
+
+def ranked_matches(gt_annotations, detections_by_class, class_names, iou_threshold=0.5):
+  """Per class, its detections in descending score order with the devkit's TP/FP flags: what a
+  precision/recall curve at any score threshold is built from (net/eval_summaries.py).
+
+  The matching is ``evaluate_class``'s: after the k-th detection the precision is
+  cumsum(tp)[k] / cumsum(tp + fp)[k] and the recall cumsum(tp)[k] / num_gt.
+
+  Args:
+    gt_annotations, detections_by_class, class_names, iou_threshold: as ``evaluate_classes``.
+
+  Returns:
+    {class: dict(scores=float64 [n] descending (stable order), tp=float64 0/1 [n], fp=float64
+    0/1 [n] (both 0 for a detection on a difficult GT), num_gt=int non-difficult GTs)}, in
+    class_names order.
+
+  Raises:
+    ValueError: as ``evaluate_classes`` for detections of an unknown class or image.
+  """
+  _check_detections(gt_annotations, detections_by_class, class_names)
+  gt_by_class = ground_truth_by_class(gt_annotations, class_names)
+  ranked = {}
+  for name in class_names:
+    detections = detections_by_class.get(name, make_detections())
+    matches = match_detections(gt_by_class[name], detections, iou_threshold)
+    ranked[name] = dict(scores=np.asarray(detections.scores, np.float64)[matches['order']],
+                        tp=matches['tp'], fp=matches['fp'],
+                        num_gt=count_positives(gt_by_class[name]))
+  return ranked
 
 
 def summarize(results, metric):
