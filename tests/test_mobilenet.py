@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.eager import context
 
 from net import backbones
 from net import mobilenet_v1
@@ -33,25 +34,22 @@ def _keras_reference(name, alpha, size, images, path):
   """Writes the weights of a Keras model (batch-norm statistics randomised) to path and
   returns its source activations for images and its parameter count.
 
-  The statistics are set in one batch_set_value: a set_weights per layer is a session run that
-  extends the graph each time (35 s for MobileNetV2 against a few seconds)."""
-  with tf.Graph().as_default():
+  Eagerly (the tests otherwise run in graph mode, tests/conftest.py): in a graph every Keras
+  set_weights and every layer's read in save_weights is a session run on a new fetch, which made
+  this 20-80 s for MobileNetV2 against about 2 s."""
+  with context.eager_mode():
     model = _keras_model(name, alpha, size)
     rng = np.random.RandomState(1)
-    values = []
     for layer in model.layers:
       if isinstance(layer, tf.keras.layers.BatchNormalization):
-        gamma, beta, mean, variance = layer.weights
-        values += [(gamma, rng.uniform(0.5, 1.5, gamma.shape)),
-                   (beta, rng.normal(0, 0.1, beta.shape)),
-                   (mean, rng.normal(0, 0.1, mean.shape)),
-                   (variance, rng.uniform(0.5, 1.5, variance.shape))]
-    tf.keras.backend.batch_set_value(values)
+        gamma, beta, mean, variance = layer.get_weights()
+        layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                           rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, variance.shape)])
     model.save_weights(path)
     outputs = [model.get_layer(layer).output for layer in KERAS_SOURCE_LAYERS[name]]
-    # Keras applications preprocess_input(mode='tf').
-    reference = tf.keras.Model(model.input, outputs).predict(images / 127.5 - 1.0)
-    return reference, model.count_params()
+    # Keras applications preprocess_input(mode='tf'); inference mode (the moving statistics).
+    reference = tf.keras.Model(model.input, outputs)(images / 127.5 - 1.0, training=False)
+    return [np.asarray(r) for r in reference], model.count_params()
 
 
 def _ours(name, alpha, images, path):
@@ -97,7 +95,7 @@ def test_keras_h5_weights_give_the_keras_activations(name, alpha, source_names, 
 def test_a_weight_file_of_another_width_fails_naming_the_file_and_the_weight(tmp_path):
   # Widths 0.5 and 0.35 agree up to block_1_project: 24 * 0.5 -> 16 channels, 24 * 0.35 -> 8.
   path = str(tmp_path / 'alpha_0.5.h5')
-  with tf.Graph().as_default():
+  with context.eager_mode():  # fast, as in _keras_reference
     _keras_model('mobilenet_v2', 0.5, 96).save_weights(path)
   with tf.Graph().as_default():
     with tf1.variable_scope('model'):
