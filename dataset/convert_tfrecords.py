@@ -245,7 +245,11 @@ def load_item(voc_root, year_folder, image_id, class_names, keep_empty, annotate
   jpg_path = voc.image_path(voc_root, year_folder, image_id)
   for path in (xml_path, jpg_path):
     if not os.path.isfile(path):
-      return _skip(key, '%s is listed in the split file but missing on disk.' % path)
+      hint = ''
+      if path == xml_path and os.path.isfile(jpg_path):
+        hint = (' (a split without annotations, such as the VOC2012 test set, converts with '
+                '--unannotated_splits=%s:<split>)' % year_folder)
+      return _skip(key, '%s is listed in the split file but missing on disk%s.' % (path, hint))
   try:
     annotation = voc.parse_annotation(xml_path)
     encoded, height, width, reencoded = load_image(jpg_path)

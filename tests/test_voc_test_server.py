@@ -90,6 +90,16 @@ def test_generator_writes_the_test_split_without_annotation_files(server_data):
   assert all(sample[3] for sample in server_data['generated']['VOC2012/test'])
 
 
+def test_an_unannotated_split_converted_as_annotated_says_which_flag_to_use(server_data):
+  result = convert.load_item(server_data['voc_root'], 'VOC2012', TEST_IDS[1], TINY_CLASSES,
+                             keep_empty=False)
+  xml = os.path.join(_year_dir(server_data['voc_root']), 'Annotations', TEST_IDS[1] + '.xml')
+  assert result.record is None
+  assert result.skip_reason == (
+      '%s is listed in the split file but missing on disk (a split without annotations, such '
+      'as the VOC2012 test set, converts with --unannotated_splits=VOC2012:<split>).' % xml)
+
+
 def test_summary_records_the_set_as_not_annotated(server_data):
   val = server_data['summary']['sets']['val']
   assert val['annotated'] is False and val['splits'] == ['VOC2012:test']
