@@ -17,6 +17,23 @@ import pytest  # noqa: E402
 TINY_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle')
 
 
+def make_tiny_records(root, num_trainval=24, num_test=8, seed=3, min_size=96, max_size=160,
+                      shards=2):
+  """Generates a synthetic VOC tree on TINY_CLASSES under root and converts its VOC2007
+  trainval/test to train-*/val-* shards; returns (voc_root, records)."""
+  from dataset import convert_tfrecords
+  from dataset import make_synthetic_voc
+  voc_root, records = str(root / 'voc'), str(root / 'records')
+  make_synthetic_voc.generate_voc(voc_root, num_trainval=num_trainval, num_test=num_test,
+                                  seed=seed, class_names=TINY_CLASSES, min_size=min_size,
+                                  max_size=max_size, num_workers=1)
+  convert_tfrecords.convert(
+      voc_root, records, convert_tfrecords.parse_split_specs('VOC2007:trainval', 'train'),
+      convert_tfrecords.parse_split_specs('VOC2007:test', 'val'), train_shards=shards,
+      val_shards=shards, num_workers=1, class_names=TINY_CLASSES)
+  return voc_root, records
+
+
 @pytest.fixture(scope='session')
 def tiny_records(tmp_path_factory):
   """A small synthetic VOC tree converted to TFRecords, shared by the tests that train.
@@ -25,17 +42,7 @@ def tiny_records(tmp_path_factory):
     dict with 'voc_root' (the folder holding VOCdevkit), 'records' (train-*/val-* shards,
     2 each), 'class_names'.
   """
-  from dataset import convert_tfrecords
-  from dataset import make_synthetic_voc
-  root = tmp_path_factory.mktemp('tiny_voc')
-  voc_root, records = str(root / 'voc'), str(root / 'records')
-  make_synthetic_voc.generate_voc(voc_root, num_trainval=24, num_test=8, seed=3,
-                                  class_names=TINY_CLASSES, min_size=96, max_size=160,
-                                  num_workers=1)
-  convert_tfrecords.convert(
-      voc_root, records, convert_tfrecords.parse_split_specs('VOC2007:trainval', 'train'),
-      convert_tfrecords.parse_split_specs('VOC2007:test', 'val'), train_shards=2, val_shards=2,
-      num_workers=1, class_names=TINY_CLASSES)
+  voc_root, records = make_tiny_records(tmp_path_factory.mktemp('tiny_voc'))
   return {'voc_root': voc_root, 'records': records, 'class_names': TINY_CLASSES}
 
 

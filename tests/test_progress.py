@@ -7,13 +7,11 @@ import os
 import pytest
 import tensorflow as tf
 
-from dataset import convert_tfrecords
 from dataset import input_fn
-from dataset import make_synthetic_voc
 from net import evaluation
 from net import export
 from net import hooks
-from tests.conftest import TINY_CLASSES, tiny_config
+from tests.conftest import make_tiny_records, tiny_config
 from utility import progress
 
 
@@ -119,14 +117,8 @@ def test_training_hook_closes_with_a_summary_paragraph(monkeypatch):
 
 def test_conversion_logs_progress_per_set(tmp_path, monkeypatch):
   lines = _captured(monkeypatch)
-  voc_root, records = str(tmp_path / 'voc'), str(tmp_path / 'records')
-  make_synthetic_voc.generate_voc(voc_root, num_trainval=3, num_test=2, seed=1,
-                                  class_names=TINY_CLASSES, min_size=64, max_size=96,
-                                  num_workers=1)
-  convert_tfrecords.convert(
-      voc_root, records, convert_tfrecords.parse_split_specs('VOC2007:trainval', 'train'),
-      convert_tfrecords.parse_split_specs('VOC2007:test', 'val'), train_shards=1, val_shards=1,
-      num_workers=1, class_names=TINY_CLASSES)
+  _, records = make_tiny_records(tmp_path, num_trainval=3, num_test=2, seed=1, min_size=64,
+                                 max_size=96, shards=1)
   finals = [line.split(' | ')[0] for line in lines if '(100%)' in line]
   assert finals[-2:] == ['train: converting: 3/3 images (100%)',
                          'val: converting: 2/2 images (100%)']
