@@ -4,6 +4,7 @@
     python bench/forward.py --architecture=ssdlite     # SSDLite-MobileNetV2
     python bench/forward.py --architecture=ssd300 --backbone=mobilenet_v1
     python bench/forward.py --table    # parameters and multiply-adds of every backbone x head
+    python bench/forward.py --compute_dtype=bfloat16   # bfloat16 convolutions (AVX512_BF16/AMX)
 
 Builds the network once with an unknown batch, runs a few warm-up batches, then times
 `--iterations` batches per batch size. Multiply-adds are computed from the graph's convolutions
@@ -12,9 +13,12 @@ output height * width * depth * kernel height * kernel width), which is where al
 negligible part of the work is (L2 norm, pooling, batch norm, bias and ReLU are not counted).
 Models whose architecture has no default-box preset for the backbone use boxes spread from 0.2
 to 0.95 (the MobileNet recipes').
+Each row also gives the multiply-adds per second achieved (2 FLOPs each), to compare with the
+machine's convolution rate.
 Prints a table; the last line is one JSON object.
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -42,6 +46,9 @@ flags.DEFINE_bool('table', False, 'Only print parameters and multiply-adds of TA
 flags.DEFINE_list('batch_sizes', ['1', '8'], 'Batch sizes to time.')
 flags.DEFINE_integer('warmup', 2, 'Untimed batches before timing each batch size.')
 flags.DEFINE_integer('iterations', 5, 'Timed batches per batch size.')
+flags.DEFINE_enum('compute_dtype', 'float32', ['float32', 'bfloat16'],
+                  'Convolution dtype (float32 variables either way); bfloat16 is fast only '
+                  'with AVX512_BF16 or AMX and oneDNN on.')
 FLAGS = flags.FLAGS
 
 
@@ -122,7 +129,8 @@ def main(argv):
     print_table()
     return
   architecture = FLAGS.architecture
-  config = model_config(architecture, FLAGS.backbone, FLAGS.width_multiplier)
+  config = dataclasses.replace(model_config(architecture, FLAGS.backbone, FLAGS.width_multiplier),
+                               compute_dtype=FLAGS.compute_dtype)
   graph, images, outputs, parameters, macs = build(config)
   results = {}
   with graph.as_default(), tf1.Session() as session:
@@ -130,23 +138,27 @@ def main(argv):
     for batch_size in [int(b) for b in FLAGS.batch_sizes]:
       results[batch_size] = time_batches(session, images, outputs, batch_size)
 
-  print('%s (%s) forward, NHWC, width %s, CPU (%d cores), %d timed batches after %d warm-up'
-        % (architecture, model_spec.backbone(config).name, FLAGS.width_multiplier,
-           os.cpu_count(), FLAGS.iterations, FLAGS.warmup))
-  print('%-8s %14s %16s' % ('batch', 'images/s', 'seconds/batch'))
+  print('%s (%s) forward, NHWC, %s, width %s, CPU (%d cores), %d timed batches after %d warm-up'
+        % (architecture, model_spec.backbone(config).name, FLAGS.compute_dtype,
+           FLAGS.width_multiplier, os.cpu_count(), FLAGS.iterations, FLAGS.warmup))
+  print('%-8s %14s %16s %12s' % ('batch', 'images/s', 'seconds/batch', 'GMAC/s'))
   for batch_size, (images_per_sec, seconds) in results.items():
-    print('%-8d %14.2f %16.3f' % (batch_size, images_per_sec, seconds))
+    print('%-8d %14.2f %16.3f %12.1f' % (batch_size, images_per_sec, seconds,
+                                         images_per_sec * macs['total'] / 1e9))
   print('multiply-adds per image: %s' % ', '.join(
       '%s %.3f G' % (part, count / 1e9) for part, count in macs.items()))
   print('parameters: %d' % parameters)
   machine = hardware.describe()
   print('machine: %s' % hardware.describe_line(machine))
   summary = {'architecture': architecture, 'backbone': model_spec.backbone(config).name,
-             'data_format': 'NHWC', 'cpu_count': os.cpu_count(),
+             'data_format': 'NHWC', 'compute_dtype': FLAGS.compute_dtype,
+             'cpu_count': os.cpu_count(),
              'macs_per_image': macs['total'], 'parameters': parameters, 'machine': machine}
   for batch_size, (images_per_sec, seconds) in results.items():
     summary['forward_images_per_sec_b%d' % batch_size] = round(images_per_sec, 3)
     summary['forward_seconds_per_batch_b%d' % batch_size] = round(seconds, 4)
+    summary['forward_gmacs_per_sec_b%d' % batch_size] = round(
+        images_per_sec * macs['total'] / 1e9, 1)
   print(json.dumps(summary))
 
 
