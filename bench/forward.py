@@ -5,6 +5,7 @@
     python bench/forward.py --architecture=ssd300 --backbone=mobilenet_v1
     python bench/forward.py --table    # parameters and multiply-adds of every backbone x head
     python bench/forward.py --compute_dtype=bfloat16   # bfloat16 convolutions (AVX512_BF16/AMX)
+    python bench/forward.py --batch_sizes=8 --trace_batch_size=8   # where the time goes, per op
 
 Builds the network once with an unknown batch, runs a few warm-up batches, then times
 `--iterations` batches per batch size. Multiply-adds are computed from the graph's convolutions
@@ -18,6 +19,7 @@ machine's convolution rate.
 Prints a table; the last line is one JSON object.
 """
 
+import collections
 import dataclasses
 import json
 import os
@@ -46,6 +48,8 @@ flags.DEFINE_bool('table', False, 'Only print parameters and multiply-adds of TA
 flags.DEFINE_list('batch_sizes', ['1', '8'], 'Batch sizes to time.')
 flags.DEFINE_integer('warmup', 2, 'Untimed batches before timing each batch size.')
 flags.DEFINE_integer('iterations', 5, 'Timed batches per batch size.')
+flags.DEFINE_integer('trace_batch_size', 0, 'Also trace one batch of this size (RunMetadata '
+                     'FULL_TRACE) and print the time per op type and the slowest ops; 0 = no.')
 flags.DEFINE_enum('compute_dtype', 'float32', ['float32', 'bfloat16'],
                   'Convolution dtype (float32 variables either way); bfloat16 is fast only '
                   'with AVX512_BF16 or AMX and oneDNN on.')
@@ -93,6 +97,28 @@ def time_batches(session, images, outputs, batch_size):
   return batch_size / seconds_per_batch, seconds_per_batch
 
 
+def trace_batch(session, images, outputs, batch_size, top=12):
+  """{op type: ms} and [(op name, ms)] of the slowest ops, from one traced batch.
+
+  Grappler fuses a convolution with its bias and ReLU (oneDNN or not), and the trace names
+  the fused node after its last op: a 'Relu' or 'BiasAdd' row is mostly convolution. Ops that
+  run at the same time overlap, so the sum may exceed the batch's wall time.
+  """
+  feed = {images: np.random.RandomState(1).uniform(
+      -120, 120, [batch_size] + images.shape.as_list()[1:]).astype(np.float32)}
+  metadata = tf1.RunMetadata()
+  session.run(outputs, feed, options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE),
+              run_metadata=metadata)
+  op_types = {op.name: op.type for op in session.graph.get_operations()}
+  by_type, by_name = collections.Counter(), collections.Counter()
+  for device in metadata.step_stats.dev_stats:
+    for node in device.node_stats:
+      name = node.node_name.split(':')[0]
+      by_type[op_types.get(name, name)] += node.all_end_rel_micros / 1e3
+      by_name[name] += node.all_end_rel_micros / 1e3
+  return dict(by_type.most_common()), by_name.most_common(top)
+
+
 def build(config):
   """(graph, images placeholder, outputs, parameters, macs) of a model with random weights."""
   graph = tf.Graph()
@@ -137,6 +163,8 @@ def main(argv):
     session.run(tf1.global_variables_initializer())
     for batch_size in [int(b) for b in FLAGS.batch_sizes]:
       results[batch_size] = time_batches(session, images, outputs, batch_size)
+    trace = (trace_batch(session, images, outputs, FLAGS.trace_batch_size)
+             if FLAGS.trace_batch_size else None)
 
   print('%s (%s) forward, NHWC, %s, width %s, CPU (%d cores), %d timed batches after %d warm-up'
         % (architecture, model_spec.backbone(config).name, FLAGS.compute_dtype,
@@ -148,6 +176,15 @@ def main(argv):
   print('multiply-adds per image: %s' % ', '.join(
       '%s %.3f G' % (part, count / 1e9) for part, count in macs.items()))
   print('parameters: %d' % parameters)
+  if trace:
+    by_type, slowest = trace
+    total = sum(by_type.values())
+    print('traced batch of %d: %.1f ms of op time' % (FLAGS.trace_batch_size, total))
+    for op_type, ms in list(by_type.items())[:10]:
+      print('  %-24s %9.1f ms %5.1f%%' % (op_type, ms, 100.0 * ms / total))
+    print('slowest ops:')
+    for name, ms in slowest:
+      print('  %-60s %9.1f ms' % (name, ms))
   machine = hardware.describe()
   print('machine: %s' % hardware.describe_line(machine))
   summary = {'architecture': architecture, 'backbone': model_spec.backbone(config).name,
@@ -159,6 +196,8 @@ def main(argv):
     summary['forward_seconds_per_batch_b%d' % batch_size] = round(seconds, 4)
     summary['forward_gmacs_per_sec_b%d' % batch_size] = round(
         images_per_sec * macs['total'] / 1e9, 1)
+  if trace:
+    summary['trace_ms_by_op_type'] = {k: round(v, 1) for k, v in trace[0].items()}
   print(json.dumps(summary))
 
 

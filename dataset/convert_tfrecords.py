@@ -78,7 +78,7 @@ from utility import progress
 REENCODE_QUALITY = 95
 BATCH_SIZE = 256          # items decoded in parallel before being written, bounds memory
 MAX_PRINTED_WARNINGS = 50
-SUMMARY_FILENAME = 'conversion_summary.json'
+SUMMARY_FILENAME = file_io.CONVERSION_SUMMARY
 TEMP_PREFIX = '.convert-tmp-'
 
 SplitSpec = collections.namedtuple('SplitSpec', ['year_folder', 'split'])

@@ -7,13 +7,12 @@ Lists are comma separated (``--decay_boundaries=80000,100000``). Recipes live in
 """
 
 import dataclasses
-import json
-import os
 import typing
 
 from absl import flags
 
 from utility import config as config_lib
+from utility import file_io
 from utility import labels
 
 FLAG_NAMES = config_lib.FLAG_NAMES
@@ -67,24 +66,16 @@ def _flag_value(field, raw):
   return raw
 
 
-def _conversion_summary(data_dir):
-  path = os.path.join(data_dir or '', 'conversion_summary.json')
-  if not data_dir or not os.path.isfile(path):
-    return {}
-  with open(path, encoding='utf-8') as f:
-    return json.load(f)
-
-
 def class_names_from_data_dir(data_dir):
   """Class names recorded by the converter in <data_dir>/conversion_summary.json, or None."""
-  names = _conversion_summary(data_dir).get('class_names')
+  names = file_io.read_conversion_summary(data_dir).get('class_names')
   return tuple(names) if names else None
 
 
 def category_ids_from_data_dir(data_dir, class_names):
   """The converter's category ids (COCO conversions record them) when its class names are
   class_names, else ()."""
-  summary = _conversion_summary(data_dir)
+  summary = file_io.read_conversion_summary(data_dir)
   if tuple(summary.get('class_names') or ()) != tuple(class_names):
     return ()
   return tuple(int(i) for i in summary.get('category_ids') or ())

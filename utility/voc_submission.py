@@ -21,11 +21,11 @@ No TensorFlow: json, glob, tarfile and the devkit file writer of utility/voc_met
 import collections
 import glob
 import gzip
+import io
 import json
 import os
 import re
 import tarfile
-import tempfile
 
 from absl import logging
 
@@ -33,7 +33,7 @@ from utility import file_io
 from utility import labels as label_utils
 from utility import voc_metric
 
-SUMMARY_FILENAME = 'conversion_summary.json'  # as dataset/convert_tfrecords.py writes it
+SUMMARY_FILENAME = file_io.CONVERSION_SUMMARY
 DEFAULT_YEAR = 'VOC2012'
 ARCHIVE_NAME = 'results.tar.gz'
 _YEAR_PATTERN = re.compile(r'^[A-Za-z0-9_-]+$')
@@ -43,18 +43,6 @@ _YEAR_PATTERN = re.compile(r'^[A-Za-z0-9_-]+$')
 # the VOC metric the evaluator runs (its AP is not computed: no ground truth).
 Submission = collections.namedtuple(
     'Submission', ['set_name', 'set_stats', 'year', 'results_dir', 'archive_path', 'metric'])
-
-
-def _read_summary(data_dir):
-  path = os.path.join(data_dir, SUMMARY_FILENAME)
-  if not os.path.isfile(path):
-    return {}
-  try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
-  except ValueError:
-    raise ValueError('%s is not valid JSON; convert the records again with '
-                     'dataset/convert_tfrecords.py.' % path) from None
 
 
 def unannotated_set(data_dir, file_pattern):
@@ -71,7 +59,7 @@ def unannotated_set(data_dir, file_pattern):
   Raises:
     ValueError: when the pattern matches shards of a set without annotations and others.
   """
-  summary = _read_summary(data_dir)
+  summary = file_io.read_conversion_summary(data_dir)
   matched = {os.path.realpath(p) for p in glob.glob(os.path.join(data_dir, file_pattern))}
   hits = []
   for name, stats in summary.get('sets', {}).items():
@@ -191,27 +179,19 @@ def write_archive(submission, class_names):
 
   Members are the 20 files alone, in VOC class order, named with that relative layout (no
   folder entries); gzip and tar times are 0, so the same detections give the same bytes. The
-  archive is written to a temporary name in its folder, then renamed.
+  archive is written atomically (utility/file_io.py).
 
   Returns:
     The archive's path.
   """
-  archive_path = submission.archive_path
   members = complete_results(submission, class_names)
-  directory = os.path.dirname(os.path.abspath(archive_path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-' + os.path.basename(archive_path))
-  try:
-    with os.fdopen(fd, 'wb') as raw, gzip.GzipFile(fileobj=raw, mode='wb', mtime=0) as zipped:
-      with tarfile.open(fileobj=zipped, mode='w', format=tarfile.USTAR_FORMAT) as archive:
-        for member, path in members:
-          _add_file(archive, member, path)
-    os.replace(tmp_path, archive_path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
-  return archive_path
+  buffer = io.BytesIO()  # the 20 files compress to a few MB even for VOC2012 test
+  with gzip.GzipFile(fileobj=buffer, mode='wb', mtime=0) as zipped:
+    with tarfile.open(fileobj=zipped, mode='w', format=tarfile.USTAR_FORMAT) as archive:
+      for member, path in members:
+        _add_file(archive, member, path)
+  file_io.atomic_write(submission.archive_path, buffer.getvalue())
+  return submission.archive_path
 
 
 def message(submission):
