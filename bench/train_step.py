@@ -33,6 +33,7 @@ from dataset import make_synthetic_voc  # noqa: E402
 from net import kernel_support  # noqa: E402
 from net import model_fn  # noqa: E402
 from net import model_spec  # noqa: E402
+from bench import op_trace  # noqa: E402
 from utility import hardware  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
@@ -41,6 +42,9 @@ tf1 = tf.compat.v1
 flags.DEFINE_string('data_dir', '', 'Train shards to read; empty: make a small synthetic set.')
 flags.DEFINE_integer('steps', 4, 'Timed steps per mode.')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps before timing.')
+flags.DEFINE_bool('trace', False, 'Also trace one synthetic step (RunMetadata FULL_TRACE) and '
+                  'print the time per op type and the slowest ops.')
+flags.DEFINE_bool('skip_pipeline', False, 'Time only the synthetic (cached batch) steps.')
 ssd_flags.define_config_flags()
 FLAGS = flags.FLAGS
 
@@ -55,8 +59,9 @@ def _make_data(tmp_dir):
   return records
 
 
-def time_training(ssd_config, pattern, cached):
-  """Images per second of the train op, with the batch cached in memory or streamed."""
+def time_training(ssd_config, pattern, cached, trace=False):
+  """(images per second of the train op, op trace of one more step or None), with the batch
+  cached in memory or streamed."""
   with tf.Graph().as_default():
     dataset = input_fn.train_dataset(pattern, ssd_config,
                                      model_spec.model_inputs(ssd_config.model),
@@ -75,7 +80,8 @@ def time_training(ssd_config, pattern, cached):
       for _ in range(FLAGS.steps):
         session.run(spec.train_op)
       seconds = time.perf_counter() - start
-  return ssd_config.train.batch_size * FLAGS.steps / seconds
+      traced = op_trace.trace_run(session, spec.train_op) if trace else None
+  return ssd_config.train.batch_size * FLAGS.steps / seconds, traced
 
 
 def main(argv):
@@ -87,8 +93,9 @@ def main(argv):
   ssd_config = kernel_support.resolve_and_log(ssd_config, training=True)
   data_dir = FLAGS.data_dir or _make_data(tempfile.mkdtemp(prefix='train_bench_'))
   pattern = os.path.join(data_dir, 'train-*')
-  synthetic = time_training(ssd_config, pattern, cached=True)
-  pipeline = time_training(ssd_config, pattern, cached=False)
+  synthetic, trace = time_training(ssd_config, pattern, cached=True, trace=FLAGS.trace)
+  pipeline = (None if FLAGS.skip_pipeline
+              else time_training(ssd_config, pattern, cached=False)[0])
   model = ssd_config.model
   batch = ssd_config.train.batch_size
   machine = hardware.describe()
@@ -98,11 +105,16 @@ def main(argv):
   print('machine: %s' % hardware.describe_line(machine))
   print('%-28s %10s' % ('input', 'images/s'))
   print('%-28s %10.2f' % ('synthetic (cached batch)', synthetic))
-  print('%-28s %10.2f' % ('real input pipeline', pipeline))
-  print(json.dumps({'train_images_per_sec_b%d_synthetic' % batch: round(synthetic, 3),
-                    'train_images_per_sec_b%d_pipeline' % batch: round(pipeline, 3),
-                    'compute_dtype': model.compute_dtype, 'data_format': model.data_format,
-                    'machine': machine}))
+  summary = {'train_images_per_sec_b%d_synthetic' % batch: round(synthetic, 3)}
+  if pipeline is not None:
+    print('%-28s %10.2f' % ('real input pipeline', pipeline))
+    summary['train_images_per_sec_b%d_pipeline' % batch] = round(pipeline, 3)
+  if trace:
+    op_trace.print_trace(trace, 'traced step (batch %d)' % batch)
+    summary.update(op_trace.summary_of(trace))
+  summary.update({'compute_dtype': model.compute_dtype, 'data_format': model.data_format,
+                  'machine': machine})
+  print(json.dumps(summary))
 
 
 if __name__ == '__main__':

@@ -175,5 +175,11 @@ def test_parse_cpuinfo_of_x86_and_aarch64():
   assert hardware.has_avx512(sapphire) and hardware.cpu_has_fast_bfloat16(sapphire)
   arm = 'processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd bf16 sve\nCPU part\t: 0xd40\n'
   assert hardware.parse_cpuinfo(arm) == ('', {'fp', 'asimd', 'bf16', 'sve'})
+  zen5 = 'vendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n'
+  assert hardware.parse_cpu_family_model(zen5) == 'family 26 model 2'
+  assert hardware.parse_cpu_family_model(arm) == ''
+  line = hardware.describe_line({'cpu_model': 'AMD EPYC', 'cpu_family_model': 'family 26 model 2',
+                                 'cpu_avx512': True, 'cpu_count': 2, 'onednn': True, 'gpus': []})
+  assert line == 'AMD EPYC (family 26 model 2), AVX-512, oneDNN on, 2 cores, no GPU'
   assert hardware.gpu_has_fast_bfloat16((8, 0)) and not hardware.gpu_has_fast_bfloat16((7, 5))
   assert not hardware.gpu_has_fast_bfloat16(None)

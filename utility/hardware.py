@@ -45,6 +45,20 @@ def parse_cpuinfo(text):
   return model, cpu_flags
 
 
+def parse_cpu_family_model(text):
+  """'family F model M' of an x86 /proc/cpuinfo text ('' elsewhere): the model name alone
+  ('AMD EPYC') does not tell Zen 4 (family 25) from Zen 5 (family 26) on a VM."""
+  numbers = {}
+  for line in text.splitlines():
+    key, _, value = line.partition(':')
+    key = key.strip().lower()
+    if key in ('cpu family', 'model') and key not in numbers and value.strip().isdigit():
+      numbers[key] = int(value)
+    if len(numbers) == 2:
+      return 'family %d model %d' % (numbers['cpu family'], numbers['model'])
+  return ''
+
+
 def _sysctl(name):
   try:
     return subprocess.run(['sysctl', '-n', name], capture_output=True, text=True,
@@ -109,11 +123,14 @@ def gpu_has_fast_bfloat16(capability):
 def describe(with_tensorflow=True):
   """A dict of this machine for logs and bench JSON lines.
 
-  Keys: cpu_model, cpu_avx512, cpu_fast_bfloat16, cpu_count, and with_tensorflow onednn and
+  Keys: cpu_model, cpu_family_model, cpu_avx512, cpu_fast_bfloat16, cpu_count, and with
+  tensorflow onednn and
   gpus (names); without it TensorFlow is not imported (the numpy-only evaluator bench).
   """
   model, cpu_flags = cpu_model_and_flags()
-  machine = {'cpu_model': model, 'cpu_avx512': has_avx512(cpu_flags),
+  machine = {'cpu_model': model,
+             'cpu_family_model': parse_cpu_family_model(_read_cpuinfo()),
+             'cpu_avx512': has_avx512(cpu_flags),
              'cpu_fast_bfloat16': cpu_has_fast_bfloat16(cpu_flags), 'cpu_count': os.cpu_count()}
   if with_tensorflow:
     machine.update(onednn=onednn_enabled(), gpus=[name for name, _ in gpus()])
@@ -123,7 +140,10 @@ def describe(with_tensorflow=True):
 def describe_line(machine=None):
   """One line naming the machine, e.g. 'AMD EPYC, no AVX-512, oneDNN off, 2 cores, no GPU'."""
   machine = machine or describe()
-  parts = [machine['cpu_model'], 'AVX-512' if machine['cpu_avx512'] else 'no AVX-512']
+  name = machine['cpu_model']
+  if machine.get('cpu_family_model'):
+    name += ' (%s)' % machine['cpu_family_model']
+  parts = [name, 'AVX-512' if machine['cpu_avx512'] else 'no AVX-512']
   if 'onednn' in machine:
     parts.append('oneDNN %s' % ('on' if machine['onednn'] else 'off'))
   parts.append('%d cores' % (machine['cpu_count'] or 0))
