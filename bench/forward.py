@@ -6,6 +6,7 @@
     python bench/forward.py --table    # parameters and multiply-adds of every backbone x head
     python bench/forward.py --compute_dtype=bfloat16   # bfloat16 convolutions (AVX512_BF16/AMX)
     python bench/forward.py --batch_sizes=8 --trace_batch_size=8   # where the time goes, per op
+    python bench/forward.py --conv_algorithm=direct   # no Winograd (auto: as inference runs here)
 
 Builds the network once with an unknown batch, runs a few warm-up batches, then times
 `--iterations` batches per batch size. Multiply-adds are computed from the graph's convolutions
@@ -15,11 +16,11 @@ negligible part of the work is (L2 norm, pooling, batch norm, bias and ReLU are 
 Models whose architecture has no default-box preset for the backbone use boxes spread from 0.2
 to 0.95 (the MobileNet recipes').
 Each row also gives the multiply-adds per second achieved (2 FLOPs each), to compare with the
-machine's convolution rate.
+machine's convolution rate; with Winograd convolutions (--conv_algorithm) the count stays the
+direct convolutions' (the work the network means, not the multiplies it does).
 Prints a table; the last line is one JSON object.
 """
 
-import collections
 import dataclasses
 import json
 import os
@@ -35,8 +36,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import TABLE_MODELS, model_config  # noqa: E402
+from bench import op_trace  # noqa: E402
+from net import kernel_support  # noqa: E402
 from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
+from net import winograd  # noqa: E402
 from utility import hardware  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -53,6 +57,12 @@ flags.DEFINE_integer('trace_batch_size', 0, 'Also trace one batch of this size (
 flags.DEFINE_enum('compute_dtype', 'float32', ['float32', 'bfloat16'],
                   'Convolution dtype (float32 variables either way); bfloat16 is fast only '
                   'with AVX512_BF16 or AMX and oneDNN on.')
+flags.DEFINE_enum('conv_algorithm', 'auto', list(kernel_support.CONV_ALGORITHMS),
+                  "Inference convolutions (net/winograd.py); auto = this machine's choice.")
+flags.DEFINE_list('winograd_min_depths', [str(winograd.MIN_IN_DEPTH),
+                                           str(winograd.MIN_OUT_DEPTH)],
+                  'Winograd only for layers of at least these input,output channels (to '
+                  'measure net/winograd.MIN_IN_DEPTH and MIN_OUT_DEPTH).')
 FLAGS = flags.FLAGS
 
 
@@ -97,30 +107,21 @@ def time_batches(session, images, outputs, batch_size):
   return batch_size / seconds_per_batch, seconds_per_batch
 
 
-def trace_batch(session, images, outputs, batch_size, top=12):
-  """{op type: ms} and [(op name, ms)] of the slowest ops, from one traced batch.
-
-  Grappler fuses a convolution with its bias and ReLU (oneDNN or not), and the trace names
-  the fused node after its last op: a 'Relu' or 'BiasAdd' row is mostly convolution. Ops that
-  run at the same time overlap, so the sum may exceed the batch's wall time.
-  """
+def trace_batch(session, images, outputs, batch_size):
+  """op_trace.trace_run of one batch of random images."""
   feed = {images: np.random.RandomState(1).uniform(
       -120, 120, [batch_size] + images.shape.as_list()[1:]).astype(np.float32)}
-  metadata = tf1.RunMetadata()
-  session.run(outputs, feed, options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE),
-              run_metadata=metadata)
-  op_types = {op.name: op.type for op in session.graph.get_operations()}
-  by_type, by_name = collections.Counter(), collections.Counter()
-  for device in metadata.step_stats.dev_stats:
-    for node in device.node_stats:
-      name = node.node_name.split(':')[0]
-      by_type[op_types.get(name, name)] += node.all_end_rel_micros / 1e3
-      by_name[name] += node.all_end_rel_micros / 1e3
-  return dict(by_type.most_common()), by_name.most_common(top)
+  return op_trace.trace_run(session, outputs, feed)
 
 
 def build(config):
-  """(graph, images placeholder, outputs, parameters, macs) of a model with random weights."""
+  """(graph, images placeholder, outputs, parameters, macs) of a model with random weights.
+
+  The multiply-adds are counted on the direct convolutions' graph whatever
+  config.conv_algorithm is (a Winograd layer has no Conv2D op to count).
+  """
+  if config.conv_algorithm == 'winograd':
+    macs = build(dataclasses.replace(config, conv_algorithm='direct'))[4]
   graph = tf.Graph()
   with graph.as_default():
     tf1.set_random_seed(0)
@@ -129,7 +130,8 @@ def build(config):
     net = model_spec.build_network(images, config, is_training=False)
     backbone = model_spec.backbone(config).name
     parameters = ssd_net.count_parameters(config.scope, backbone=backbone)['total']
-    macs = conv_macs_per_image(graph, config.scope, backbone)
+    if config.conv_algorithm != 'winograd':
+      macs = conv_macs_per_image(graph, config.scope, backbone)
   return graph, images, [net['box_offsets'], net['class_logits']], parameters, macs
 
 
@@ -155,20 +157,26 @@ def main(argv):
     print_table()
     return
   architecture = FLAGS.architecture
+  winograd.MIN_IN_DEPTH, winograd.MIN_OUT_DEPTH = [int(d) for d in FLAGS.winograd_min_depths]
+  algorithm, reason = kernel_support.choose_conv_algorithm(
+      FLAGS.conv_algorithm, 'NHWC', FLAGS.compute_dtype, kernel_support.current_machine())
   config = dataclasses.replace(model_config(architecture, FLAGS.backbone, FLAGS.width_multiplier),
-                               compute_dtype=FLAGS.compute_dtype)
+                               compute_dtype=FLAGS.compute_dtype, conv_algorithm=algorithm)
   graph, images, outputs, parameters, macs = build(config)
   results = {}
   with graph.as_default(), tf1.Session() as session:
     session.run(tf1.global_variables_initializer())
+    session.run(tf1.local_variables_initializer())  # the Winograd kernel caches
     for batch_size in [int(b) for b in FLAGS.batch_sizes]:
       results[batch_size] = time_batches(session, images, outputs, batch_size)
     trace = (trace_batch(session, images, outputs, FLAGS.trace_batch_size)
              if FLAGS.trace_batch_size else None)
 
-  print('%s (%s) forward, NHWC, %s, width %s, CPU (%d cores), %d timed batches after %d warm-up'
-        % (architecture, model_spec.backbone(config).name, FLAGS.compute_dtype,
-           FLAGS.width_multiplier, os.cpu_count(), FLAGS.iterations, FLAGS.warmup))
+  print('%s (%s) forward, NHWC, %s, %s convolutions, width %s, CPU (%d cores), %d timed '
+        'batches after %d warm-up' % (architecture, model_spec.backbone(config).name,
+                                      FLAGS.compute_dtype, algorithm, FLAGS.width_multiplier,
+                                      os.cpu_count(), FLAGS.iterations, FLAGS.warmup))
+  print(reason)
   print('%-8s %14s %16s %12s' % ('batch', 'images/s', 'seconds/batch', 'GMAC/s'))
   for batch_size, (images_per_sec, seconds) in results.items():
     print('%-8d %14.2f %16.3f %12.1f' % (batch_size, images_per_sec, seconds,
@@ -177,18 +185,12 @@ def main(argv):
       '%s %.3f G' % (part, count / 1e9) for part, count in macs.items()))
   print('parameters: %d' % parameters)
   if trace:
-    by_type, slowest = trace
-    total = sum(by_type.values())
-    print('traced batch of %d: %.1f ms of op time' % (FLAGS.trace_batch_size, total))
-    for op_type, ms in list(by_type.items())[:10]:
-      print('  %-24s %9.1f ms %5.1f%%' % (op_type, ms, 100.0 * ms / total))
-    print('slowest ops:')
-    for name, ms in slowest:
-      print('  %-60s %9.1f ms' % (name, ms))
+    op_trace.print_trace(trace, 'traced batch of %d' % FLAGS.trace_batch_size)
   machine = hardware.describe()
   print('machine: %s' % hardware.describe_line(machine))
   summary = {'architecture': architecture, 'backbone': model_spec.backbone(config).name,
              'data_format': 'NHWC', 'compute_dtype': FLAGS.compute_dtype,
+             'conv_algorithm': algorithm,
              'cpu_count': os.cpu_count(),
              'macs_per_image': macs['total'], 'parameters': parameters, 'machine': machine}
   for batch_size, (images_per_sec, seconds) in results.items():
@@ -197,7 +199,7 @@ def main(argv):
     summary['forward_gmacs_per_sec_b%d' % batch_size] = round(
         images_per_sec * macs['total'] / 1e9, 1)
   if trace:
-    summary['trace_ms_by_op_type'] = {k: round(v, 1) for k, v in trace[0].items()}
+    summary.update(op_trace.summary_of(trace))
   print(json.dumps(summary))
 
 

@@ -56,12 +56,13 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from net import kernel_support
 from net import model_fn as model_fn_lib
 from net import model_spec
 from preprocessing import ssd_preprocessing
 from utility import boxes as box_lib
-from utility import checkpoint as checkpoint_lib
 from utility import config as config_lib
 from utility import file_io
 from utility import labels
@@ -84,11 +85,21 @@ def serving_config(ssd_config, data_format=''):
 
   compute_dtype 'auto' becomes float32: a SavedModel must run on any machine it is copied to,
   and the weights are float32 whatever trained them. An explicit bfloat16 is kept.
+  conv_algorithm 'auto' is chosen for this machine (net/kernel_support.py): a SavedModel
+  written where oneDNN is on computes with Winograd, which runs everywhere and is slower only
+  with TensorFlow's default CPU kernels (export with --conv_algorithm=direct for those).
   """
   changes = {'data_format': data_format or SERVING_DATA_FORMAT}
   if ssd_config.model.compute_dtype == 'auto':
     changes['compute_dtype'] = 'float32'
-  return config_lib.override_model(ssd_config, **changes)
+  served = config_lib.override_model(ssd_config, **changes)
+  model = served.model
+  algorithm, reason = kernel_support.choose_conv_algorithm(
+      model.conv_algorithm, model.data_format, model.compute_dtype,
+      kernel_support.current_machine())
+  if model.conv_algorithm == 'auto':
+    logging.info('Serving graph: %s', reason)
+  return config_lib.override_model(served, conv_algorithm=algorithm)
 
 
 def default_export_dir(model_dir):
@@ -164,7 +175,8 @@ def build_serving_graph(encoded_images, ssd_config):
 
 
 def restore_variables(session, checkpoint_path):
-  """Restores every global variable of the session's graph from checkpoint_path.
+  """Restores every global variable of the session's graph from checkpoint_path, then
+  computes the local ones from them (the Winograd kernel caches, net/winograd.py).
 
   Raises:
     ValueError: naming the checkpoint when it does not hold the model's variables.
@@ -176,6 +188,7 @@ def restore_variables(session, checkpoint_path):
     raise ValueError('%s does not hold this model (%s): export from the model_dir that trained '
                      'it, whose ssd_config.json describes it.'
                      % (checkpoint_path, error.message.split('\n')[0])) from None
+  session.run(tf1.local_variables_initializer())
 
 
 def _write_saved_model(ssd_config, checkpoint_path, path):
@@ -187,10 +200,11 @@ def _write_saved_model(ssd_config, checkpoint_path, path):
     with tf1.Session() as session:
       restore_variables(session, checkpoint_path)
       builder = tf1.saved_model.Builder(path)
+      # The loader runs main_op after restoring: it computes the Winograd kernel caches.
       builder.add_meta_graph_and_variables(
           session, [tf1.saved_model.tag_constants.SERVING],
           signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True,
-          clear_devices=True)
+          clear_devices=True, main_op=tf1.local_variables_initializer())
       builder.save()
 
 
@@ -199,9 +213,11 @@ def tflite_config(ssd_config):
 
   TFLite has no bfloat16 compute and runs convolutions NHWC; the variables are float32 and
   load in either layout, so neither choice changes the weights. NHWC float32 runs on every CPU,
-  so nothing needs probing here (net/kernel_support.py).
+  so nothing needs probing here (net/kernel_support.py). Direct convolutions: TFLite's own
+  kernels are tuned for them, and the frozen Winograd graph would be a chain of matrix products.
   """
-  return config_lib.override_model(ssd_config, compute_dtype='float32', data_format='NHWC')
+  return config_lib.override_model(ssd_config, compute_dtype='float32', data_format='NHWC',
+                                   conv_algorithm='direct')
 
 
 def build_tflite_network(images, model_config):

@@ -17,9 +17,19 @@ Every variable is also put into ``GraphKeys.MODEL_VARIABLES`` (as slim does), wh
 model's variables from optimizer slots and the global step when restoring a backbone.
 
 ``data_format`` is ``'NHWC'`` or ``'NCHW'`` for every op; the channel axis follows it.
+
+How ``conv2d`` computes a convolution is set for a whole network by the
+``convolution_algorithm(name)`` context (model_spec.build_network opens it): 'direct'
+(``tf.nn.conv2d``, the default) or 'winograd' (net/winograd.py for the 3x3 stride-1 layers
+where it is faster, direct for the others). The variables are the same either way.
 """
 
+import contextlib
+import threading
+
 import tensorflow as tf
+
+from net import winograd
 
 tf1 = tf.compat.v1
 
@@ -33,6 +43,29 @@ BATCH_NORM_EPSILON = 1e-3
 L2_NORM_EPSILON = 1e-10
 
 _VARIABLE_COLLECTIONS = (tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VARIABLES)
+
+CONV_ALGORITHMS = ('direct', 'winograd')
+# Per thread: MirroredStrategy builds each replica's model_fn in a thread of its own.
+_algorithm = threading.local()
+
+
+@contextlib.contextmanager
+def convolution_algorithm(name):
+  """Within the block, conv2d computes with `name` ('direct' or 'winograd')."""
+  if name not in CONV_ALGORITHMS:
+    raise ValueError('convolution algorithm must be one of %s, got %r.'
+                     % (', '.join(CONV_ALGORITHMS), name))
+  previous = getattr(_algorithm, 'name', 'direct')
+  _algorithm.name = name
+  try:
+    yield
+  finally:
+    _algorithm.name = previous
+
+
+def current_convolution_algorithm():
+  """The algorithm of the innermost convolution_algorithm block ('direct' outside any)."""
+  return getattr(_algorithm, 'name', 'direct')
 
 
 def check_data_format(data_format):
@@ -124,7 +157,11 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
     strides = [1, stride, stride, 1] if data_format == 'NHWC' else [1, 1, stride, stride]
     # Mixed precision: float32 variables, the convolution in the inputs' dtype (bfloat16).
     kernel = tf.cast(kernel, inputs.dtype)
-    if dilation > 1:
+    winograd_padding = _winograd_padding(inputs, padding, kernel, stride, dilation, data_format)
+    if winograd_padding is not None:
+      outputs = winograd.conv3x3(inputs, winograd.cached_transformed_kernel(kernel),
+                                 winograd_padding)
+    elif dilation > 1:
       outputs = atrous_conv2d(inputs, kernel, dilation, padding, data_format)
     else:
       padded, conv_padding = _explicit_padding(inputs, padding, data_format)
@@ -136,6 +173,24 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
       biases = _model_variable('biases', [depth], tf1.zeros_initializer())
       outputs = tf.nn.bias_add(outputs, tf.cast(biases, outputs.dtype), data_format=data_format)
     return activation(outputs) if activation is not None else outputs
+
+
+def _winograd_padding(inputs, padding, kernel, stride, dilation, data_format):
+  """The zero pixels per side (0 or 1) for net/winograd.conv3x3, or None for tf.nn.conv2d:
+  Winograd inside convolution_algorithm('winograd'), for the layers it speeds up."""
+  if current_convolution_algorithm() != 'winograd' or data_format != 'NHWC':
+    return None
+  if isinstance(padding, str):
+    pixels = {'SAME': 1, 'VALID': 0}.get(padding.upper())
+  else:
+    pixels = int(padding)
+  height, width = inputs.shape.as_list()[1:3]
+  if pixels not in (0, 1) or height is None or width is None:
+    return None
+  output_size = (height + 2 * pixels - 2, width + 2 * pixels - 2)
+  if not winograd.applies(kernel.shape.as_list(), output_size, stride, dilation, kernel.dtype):
+    return None
+  return pixels
 
 
 def depthwise_conv2d(inputs, kernel_size, scope, stride=1, padding='SAME', data_format='NHWC',

@@ -54,7 +54,7 @@ def ssd_model_fn(features, labels, mode, config, ssd_config, evaluator=None,
                                      ssd_config.train.weight_init)
   anchors = model_spec.generate_anchors(ssd_config.model)
   if mode == ModeKeys.PREDICT:
-    detections = _build_detections(outputs, anchors, ssd_config)
+    detections = build_detections(outputs, anchors, ssd_config)
     predictions = _build_predictions(detections, features)
     return tf.estimator.EstimatorSpec(
         mode, predictions=predictions,
@@ -62,7 +62,7 @@ def ssd_model_fn(features, labels, mode, config, ssd_config, evaluator=None,
 
   loss_terms = _build_losses(outputs, labels, ssd_config)
   if mode == ModeKeys.EVAL:
-    detections = _build_detections(outputs, anchors, ssd_config)
+    detections = build_detections(outputs, anchors, ssd_config)
     evaluator = evaluator or detection_eval.make(
         ssd_config.postprocess.eval_metric, ssd_config.model.class_names,
         category_ids=model_spec.category_ids(ssd_config.model))
@@ -180,8 +180,18 @@ def _build_accumulation_losses(outputs, labels, ssd_config, num_replicas):
   return terms
 
 
-def _build_detections(outputs, anchors, ssd_config):
-  """Softmax, box decoding and per-class NMS (docs/RECIPE.md, "Detection output")."""
+def build_detections(outputs, anchors, ssd_config):
+  """Softmax, box decoding and per-class NMS (docs/RECIPE.md, "Detection output").
+
+  Args:
+    outputs: the network's dict: 'box_offsets' float32 [batch, num_anchors, 4] and
+      'class_logits' float32 [batch, num_anchors, num_classes].
+    anchors: float32 [num_anchors, 4] default boxes, normalized [ymin, xmin, ymax, xmax].
+    ssd_config: utility.config.SSDConfig (postprocess settings, box coder).
+
+  Returns:
+    the dict of nms.batch_multiclass_nms.
+  """
   post = ssd_config.postprocess
   boxes = model_spec.coder(ssd_config.model).decode(outputs['box_offsets'], anchors)
   boxes = tf.clip_by_value(boxes, 0.0, 1.0)

@@ -11,9 +11,11 @@ small quick model needs.
 """
 
 from net import backbones
+from net import layers
 from net import ssd_net
 from utility import anchors as anchor_lib
 from utility import box_coder
+from utility import config as config_lib
 from utility import labels
 from utility import model_inputs as model_inputs_lib
 from utility import target_assigner
@@ -106,15 +108,26 @@ def build_network(images, model_config, is_training, weight_init='xavier'):
   if model_config.compute_dtype == 'auto':
     raise ValueError("compute_dtype 'auto' must be resolved for this machine before the graph "
                      "is built: call net.kernel_support.resolve_model_config first.")
-  return ssd_net.build_ssd(
-      images, architecture=model_config.architecture, num_classes=model_config.num_classes,
-      anchors_per_location=anchors_per_location(model_config),
-      data_format=model_config.data_format, width_multiplier=model_config.width_multiplier,
-      extra_batch_norm=model_config.extra_batch_norm, is_training=is_training,
-      model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm,
-      compute_dtype=model_config.compute_dtype,
-      extra_layer_padding=model_config.extra_layer_padding, weight_init=weight_init,
-      backbone=model_config.backbone)
+  with layers.convolution_algorithm(convolution_algorithm(model_config, is_training)):
+    return ssd_net.build_ssd(
+        images, architecture=model_config.architecture, num_classes=model_config.num_classes,
+        anchors_per_location=anchors_per_location(model_config),
+        data_format=model_config.data_format, width_multiplier=model_config.width_multiplier,
+        extra_batch_norm=model_config.extra_batch_norm, is_training=is_training,
+        model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm,
+        compute_dtype=model_config.compute_dtype,
+        extra_layer_padding=model_config.extra_layer_padding, weight_init=weight_init,
+        backbone=model_config.backbone)
+
+
+def convolution_algorithm(model_config, is_training):
+  """How the graph's convolutions are computed (net/layers.py): the resolved conv_algorithm
+  for inference graphs; training graphs, and an unresolved 'auto', always direct (the
+  Winograd form's gradient was not measured faster, and 'auto' is decided per machine by
+  net/kernel_support.choose_conv_algorithm)."""
+  if is_training or model_config.conv_algorithm == 'auto':
+    return 'direct'
+  return model_config.conv_algorithm
 
 
 def coder(model_config):
@@ -136,3 +149,26 @@ def category_ids(model_config):
   """The dataset category id of each label (--category_ids; '' = labels.default_category_ids)."""
   return (tuple(model_config.category_ids)
           or labels.default_category_ids(model_config.class_names))
+
+
+# Architectures whose preset default boxes fit an input size; other sizes use ssd_quick with
+# default boxes spread linearly (paper eq. 4). For tools that run the input pipeline without a
+# trained model (visualize_augmentation.py, bench/input_pipeline.py): the boxes only shape the
+# target encoding there.
+_PRESET_ARCHITECTURES = {300: 'ssd300', 512: 'ssd512'}
+_LINEAR_ANCHOR_SCALES = (0.1, 0.9)
+
+
+def config_for_image_size(image_size, class_names):
+  """Reference SSDConfig at a square input size, for a run without a trained model: ssd300 /
+  ssd512 with their preset boxes at 300 / 512, else ssd_quick with boxes spread linearly."""
+  architecture = _PRESET_ARCHITECTURES.get(image_size)
+  if architecture:
+    model = config_lib.ModelConfig(architecture=architecture, image_size=image_size,
+                                   class_names=tuple(class_names))
+  else:
+    model = config_lib.ModelConfig(
+        architecture='ssd_quick', image_size=image_size, class_names=tuple(class_names),
+        anchor_min_scale=_LINEAR_ANCHOR_SCALES[0], anchor_max_scale=_LINEAR_ANCHOR_SCALES[1])
+  num_anchors(model)  # fails early, naming the smallest usable size
+  return config_lib.SSDConfig(model=model)

@@ -56,6 +56,9 @@ def _check_model(model):
   if model.compute_dtype not in kernel_support.COMPUTE_DTYPES:
     raise ValueError('--compute_dtype must be one of %s, got %r.'
                      % (', '.join(kernel_support.COMPUTE_DTYPES), model.compute_dtype))
+  if model.conv_algorithm not in kernel_support.CONV_ALGORITHMS:
+    raise ValueError('--conv_algorithm must be one of %s, got %r.'
+                     % (', '.join(kernel_support.CONV_ALGORITHMS), model.conv_algorithm))
   model_spec.anchor_layers(model)  # raises for an architecture / image size / anchor mismatch
 
 

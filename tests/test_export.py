@@ -175,10 +175,11 @@ def test_export_is_atomic_and_refuses_to_replace_without_overwrite(tmp_path, mon
 
 
 def test_serving_config_is_nhwc_unless_asked(tmp_path):
-  nchw = export.serving_config(
-      config_lib.SSDConfig(model=config_lib.ModelConfig(data_format='NCHW')))
-  assert nchw.model.data_format == 'NHWC'
-  assert export.serving_config(nchw, 'channels_first').model.data_format == 'NCHW'
+  trained = config_lib.SSDConfig(model=config_lib.ModelConfig(data_format='NCHW'))
+  assert export.serving_config(trained).model.data_format == 'NHWC'
+  nchw = export.serving_config(trained, 'channels_first').model
+  # Winograd computes NHWC only, so conv_algorithm 'auto' serves NCHW with direct convolutions.
+  assert (nchw.data_format, nchw.conv_algorithm) == ('NCHW', 'direct')
   with pytest.raises(ValueError, match='holds no checkpoint: train a model into it'):
     checkpoint.latest_checkpoint(str(tmp_path))
 

@@ -107,7 +107,7 @@ def test_equals_the_model_fn_detection_output(postprocess):
   offsets, logits = _random_network_outputs(len(anchors), config.model.num_classes, seed=4)
 
   def tf_path(box_offsets, class_logits):
-    detections = model_fn._build_detections(  # pylint: disable=protected-access
+    detections = model_fn.build_detections(
         {'box_offsets': box_offsets, 'class_logits': class_logits}, anchors, config)
     return detections, tf.nn.softmax(class_logits, axis=-1)  # the .tflite's class_scores
 

@@ -15,7 +15,7 @@
 
 ``postprocess`` turns the two outputs into the detections the SavedModel returns for the same
 network input: decode against the anchors (utility/box_coder.py), clip to the image, drop boxes
-clipped to nothing (net/model_fn.py ``_build_detections``), then per-class greedy NMS and the
+clipped to nothing (net/model_fn.py ``build_detections``), then per-class greedy NMS and the
 best detections per image (utility/nms.py, same ties and thresholds). Usage, with
 ``tf.lite.Interpreter`` or ``tflite_runtime.interpreter.Interpreter``:
 

@@ -1,0 +1,162 @@
+"""3x3 stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3), in graph ops.
+
+Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), section 4: each
+4 x 4 output tile of a 3x3 convolution is A^T [(G g G^T) * (B^T d B)] A, where d is the 6 x 6
+input tile (tiles overlap by 2 pixels), g the 3 x 3 kernel of one input/output channel pair, and
+`*` the element-wise product. Summed over input channels, the element-wise products become 36
+independent matrix products [tiles, in_depth] x [in_depth, out_depth]: 36 multiply-adds per
+tile and channel pair instead of the direct convolution's 16 x 9 = 144, so 4x fewer (the
+transforms cost additions that grow with tiles x depth, not with depth x depth).
+
+Why: on CPUs where oneDNN runs the direct convolutions at the machine's float32 peak (a 2-core
+Zen 5: 210-220 G multiply-adds/s, bench/conv_peak.py), fewer multiplies is the only way left to
+a faster float32 forward pass; SSD300-VGG16's forward then runs 1.25-1.3x faster (README,
+"SSD300-VGG16 against torchvision's ssd300_vgg16"). With TensorFlow's default (Eigen) CPU kernels the transposes and batched products are
+slower than its direct convolution, so kernel_support.choose_conv_algorithm uses this only
+where oneDNN is on, for float32 inference graphs in NHWC (GPUs: cuDNN chooses its own).
+
+Numerics: the transforms' coefficients (up to 8 and 1/24) cost precision: SSD300's outputs
+differ from the direct convolution's by about 1e-5 of their range in float32
+(tests/test_winograd.py), too much for bfloat16's 8-bit mantissa, which is therefore refused.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+# F(4x4, 3x3) with interpolation points 0, 1, -1, 2, -2 and infinity (Lavin & Gray, eq. 7's
+# construction): input transform B^T [6, 6], kernel transform G [6, 3], output transform
+# A^T [4, 6].
+_INPUT_TRANSFORM = np.array([[4, 0, -5, 0, 1, 0],
+                             [0, -4, -4, 1, 1, 0],
+                             [0, 4, -4, -1, 1, 0],
+                             [0, -2, -1, 2, 1, 0],
+                             [0, 2, -1, -2, 1, 0],
+                             [0, 4, 0, -5, 0, 1]], np.float64)
+_KERNEL_TRANSFORM = np.array([[1 / 4, 0, 0],
+                              [-1 / 6, -1 / 6, -1 / 6],
+                              [-1 / 6, 1 / 6, -1 / 6],
+                              [1 / 24, 1 / 12, 1 / 6],
+                              [1 / 24, -1 / 12, 1 / 6],
+                              [0, 0, 1]], np.float64)
+_OUTPUT_TRANSFORM = np.array([[1, 1, 1, 1, 1, 0],
+                              [0, 1, -1, 2, -2, 0],
+                              [0, 1, 1, 4, 4, 0],
+                              [0, 1, -1, 8, -8, 1]], np.float64)
+TILE = 4  # output pixels per tile side
+_INPUT_TILE = TILE + 2  # input pixels per tile side (a 3x3 kernel reads one more on each side)
+
+# The two-dimensional transforms as single matrices over the flattened tile (row-major), so
+# each is one matrix product over every tile and channel at once: vec(B^T d B) = (B^T (x) B^T)
+# vec(d) for a row-major vec.
+_INPUT_TRANSFORM_2D = np.kron(_INPUT_TRANSFORM, _INPUT_TRANSFORM).astype(np.float32)  # [36, 36]
+_KERNEL_TRANSFORM_2D = np.kron(_KERNEL_TRANSFORM, _KERNEL_TRANSFORM).astype(np.float32)  # [36, 9]
+_OUTPUT_TRANSFORM_2D = np.kron(_OUTPUT_TRANSFORM, _OUTPUT_TRANSFORM).astype(np.float32)  # [16, 36]
+
+# Which layers gain: SSD300-VGG16 forward, images/s at batch 1 / 8 on a 2-core Zen 5 with oneDNN
+# (`bench/forward.py --conv_algorithm=winograd --winograd_min_depths=IN,OUT`, 2026-12-03):
+# layers of 64+ -> 64+ channels 6.5 / 8.0; 128+ -> 128+ 8.4 / 9.2; 128+ -> 256+ 8.4-9.0 /
+# 9.2-9.4 (kept); 256+ -> 256+ 7.8 / 9.3; all direct 6.5-6.7 / 7.1. Thin layers (conv1, conv2)
+# do too few multiplies per pixel to pay for the transforms' copies; outputs under 8 x 8
+# pixels would waste most of their 4 x 4 tiles on padding.
+MIN_IN_DEPTH = 128
+MIN_OUT_DEPTH = 256
+MIN_OUTPUT_SIDE = 8
+
+
+def applies(kernel_shape, output_size, stride, dilation, dtype):
+  """True if a convolution is one this module computes, and one where it is faster.
+
+  Args:
+    kernel_shape: [kernel_h, kernel_w, in_depth, out_depth] (static ints).
+    output_size: (height, width) of the output, ints or None when unknown.
+    stride, dilation: ints.
+    dtype: the convolution's tf.DType.
+  """
+  kernel_h, kernel_w, in_depth, out_depth = kernel_shape
+  return (kernel_h == 3 and kernel_w == 3 and stride == 1 and dilation == 1
+          and dtype == tf.float32 and in_depth >= MIN_IN_DEPTH and out_depth >= MIN_OUT_DEPTH
+          and None not in output_size and min(output_size) >= MIN_OUTPUT_SIDE)
+
+
+def transform_kernel(kernel):
+  """G g G^T of every channel pair: float32 [3, 3, in_depth, out_depth] -> [36, in, out]."""
+  _, _, in_depth, out_depth = kernel.shape.as_list()
+  flat = tf.reshape(kernel, [9, in_depth * out_depth])
+  return tf.reshape(tf.matmul(_KERNEL_TRANSFORM_2D, flat), [36, in_depth, out_depth])
+
+
+def cached_transformed_kernel(kernel, name='winograd_weights'):
+  """transform_kernel(kernel) held in a local variable, computed once per session.
+
+  Inference graphs read the kernel's transform from this copy instead of recomputing it every
+  run (at batch 1 the transforms of VGG16's kernels cost about a tenth of the forward pass).
+  The copy lives in LOCAL_VARIABLES: checkpoints never hold it, and it is (re)computed from
+  the restored kernel by the local-variable initializer, which tf.estimator's Scaffold and
+  the SavedModel's main op (net/export.py) run after restoring. A session that skips it fails
+  with FailedPreconditionError naming this variable rather than computing with stale values.
+
+  Args:
+    kernel: float32 [3, 3, in_depth, out_depth] tensor (the read kernel variable).
+    name: variable name within the current variable scope.
+
+  Returns:
+    float32 [36, in_depth, out_depth] tensor.
+  """
+  transformed = transform_kernel(kernel)
+  cache = tf1.get_variable(name, initializer=transformed, trainable=False,
+                           collections=[tf1.GraphKeys.LOCAL_VARIABLES])
+  return tf.identity(cache)
+
+
+def _tiles(padded, tiles_h, tiles_w):
+  """Overlapping 6 x 6 input tiles at stride 4, as [36, batch * tiles_h * tiles_w * depth].
+
+  padded [batch, 4 * (tiles_h + 1), 4 * (tiles_w + 1), depth] is cut into non-overlapping
+  4 x 4 blocks, pixel-in-block first; tile (i, j) is block (i, j) plus the first 2 rows of block
+  (i + 1, j) and the first 2 columns of the blocks to its right. One transpose of the input and
+  two concatenations of slices (not tf.image.extract_patches) keep the copies and the gradient
+  cheap.
+  """
+  batch = tf.shape(padded)[0]
+  depth = padded.shape[-1]
+  blocks = tf.reshape(padded, [batch, tiles_h + 1, TILE, tiles_w + 1, TILE, depth])
+  blocks = tf.transpose(blocks, [2, 4, 0, 1, 3, 5])  # [4, 4, batch, tiles_h + 1, tiles_w + 1, d]
+  rows = tf.concat([blocks[:, :, :, :tiles_h], blocks[:2, :, :, 1:]], axis=0)
+  tiles = tf.concat([rows[:, :, :, :, :tiles_w], rows[:, :2, :, :, 1:]], axis=1)
+  return tf.reshape(tiles, [_INPUT_TILE * _INPUT_TILE, -1])
+
+
+def conv3x3(inputs, transformed_kernel, padding):
+  """A 3x3 stride-1 convolution of NHWC inputs with `padding` zero pixels on every side.
+
+  Args:
+    inputs: float32 [batch, height, width, in_depth], height and width static.
+    transformed_kernel: float32 [36, in_depth, out_depth] from transform_kernel (or its cache).
+    padding: 0 ('VALID') or 1 ('SAME', Caffe's pad 1).
+
+  Returns:
+    float32 [batch, out_h, out_w, out_depth], out = size + 2 * padding - 2: equal to
+    tf.nn.conv2d of the padded inputs, 'VALID', up to float32 rounding (module docstring).
+  """
+  _, height, width, in_depth = inputs.shape.as_list()
+  out_depth = transformed_kernel.shape.as_list()[-1]
+  out_h, out_w = height + 2 * padding - 2, width + 2 * padding - 2
+  tiles_h, tiles_w = -(-out_h // TILE), -(-out_w // TILE)
+  batch = tf.shape(inputs)[0]
+  num_tiles = batch * tiles_h * tiles_w
+  # One pad: the layer's own, then zeros to whole tiles plus the 4 x 4 block _tiles reads past
+  # the last tile (its outputs are cut off below).
+  padded = tf.pad(inputs, [[0, 0], [padding, TILE * (tiles_h + 1) - height - padding],
+                           [padding, TILE * (tiles_w + 1) - width - padding], [0, 0]])
+  transformed = tf.matmul(_INPUT_TRANSFORM_2D, _tiles(padded, tiles_h, tiles_w))
+  products = tf.matmul(tf.reshape(transformed, [36, num_tiles, in_depth]), transformed_kernel)
+  outputs = tf.matmul(_OUTPUT_TRANSFORM_2D, tf.reshape(products, [36, -1]))
+  # [4 (row in tile), 4 (column in tile), batch, tiles_h, tiles_w, out] -> image layout.
+  outputs = tf.reshape(outputs, [TILE, TILE, batch, tiles_h, tiles_w, out_depth])
+  outputs = tf.transpose(outputs, [2, 3, 0, 4, 1, 5])
+  outputs = tf.reshape(outputs, [batch, TILE * tiles_h, TILE * tiles_w, out_depth])
+  if (TILE * tiles_h, TILE * tiles_w) == (out_h, out_w):
+    return outputs
+  return outputs[:, :out_h, :out_w, :]
