@@ -28,26 +28,8 @@ from preprocessing import visualize  # noqa: E402
 from utility import config as config_lib  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
-# Architectures whose preset default boxes fit an input size; other sizes use ssd_quick with
-# default boxes spread linearly (paper eq. 4): they only shape the target encoding, not the
-# images drawn here.
-_PRESET_ARCHITECTURES = {300: 'ssd300', 512: 'ssd512'}
-_LINEAR_ANCHOR_SCALES = (0.1, 0.9)
-
-
-def config_for_image_size(image_size, class_names):
-  """Reference SSDConfig at a square input size, for a run without a trained model: ssd300 /
-  ssd512 with their preset boxes at 300 / 512, else ssd_quick with boxes spread linearly."""
-  architecture = _PRESET_ARCHITECTURES.get(image_size)
-  if architecture:
-    model = config_lib.ModelConfig(architecture=architecture, image_size=image_size,
-                                   class_names=tuple(class_names))
-  else:
-    model = config_lib.ModelConfig(
-        architecture='ssd_quick', image_size=image_size, class_names=tuple(class_names),
-        anchor_min_scale=_LINEAR_ANCHOR_SCALES[0], anchor_max_scale=_LINEAR_ANCHOR_SCALES[1])
-  model_spec.num_anchors(model)  # fails early, naming the smallest usable size
-  return config_lib.SSDConfig(model=model)
+# The reference settings at an input size (also bench/input_pipeline.py's).
+config_for_image_size = model_spec.config_for_image_size
 
 
 def resolve_config(data_dir, image_size=300, model_dir=None):

@@ -65,7 +65,6 @@ from preprocessing import geometric  # noqa: E402
 from utility import hardware  # noqa: E402
 from preprocessing import photometric  # noqa: E402
 from preprocessing import ssd_preprocessing  # noqa: E402
-from preprocessing import visualize  # noqa: E402
 from utility import anchors as anchor_lib  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
@@ -584,7 +583,8 @@ def make_synthetic_records(work_dir, num_images=SYNTHETIC_IMAGES, num_workers=2)
 
 def bench_config(data_dir, image_size):
   """Reference settings at image_size with the data's class names (only their number matters)."""
-  return visualize.config_for_image_size(image_size, ssd_flags.resolve_class_names('', data_dir))
+  return model_spec.config_for_image_size(image_size,
+                                          ssd_flags.resolve_class_names('', data_dir))
 
 
 def run_pinned(cores, args):
