@@ -174,8 +174,8 @@ def choose_conv_algorithm(requested, data_format, compute_dtype, machine):
 
   Winograd's F(4x4, 3x3) does 4x fewer multiplies; it wins where the direct convolutions run at
   the CPU's peak and matrix products as fast (oneDNN), and loses with TensorFlow's default CPU
-  kernels (SSD300 forward at batch 8 on a 2-core Zen 5: 8.9-9.0 vs 7.1 images/s with oneDNN
-  on, 4.4 vs 5.3 with it off; README, "SSD300-VGG16 against torchvision's ssd300_vgg16").
+  kernels (SSD300 forward at batch 8 on a 2-core Zen 5: 9.7-10.8 vs 6.8-7.3 images/s with
+  oneDNN on, 4.4 vs 5.3 with it off; README, "SSD300-VGG16 against torchvision's ssd300_vgg16").
   GPUs: cuDNN picks Winograd itself.
 
   Args:

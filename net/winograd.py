@@ -10,7 +10,7 @@ transforms cost additions that grow with tiles x depth, not with depth x depth).
 
 Why: on CPUs where oneDNN runs the direct convolutions at the machine's float32 peak (a 2-core
 Zen 5: 210-220 G multiply-adds/s, bench/conv_peak.py), fewer multiplies is the only way left to
-a faster float32 forward pass; SSD300-VGG16's forward then runs 1.25-1.3x faster (README,
+a faster float32 forward pass; SSD300-VGG16's forward then runs 1.3-1.5x faster (README,
 "SSD300-VGG16 against torchvision's ssd300_vgg16"). With TensorFlow's default (Eigen) CPU kernels the transposes and batched products are
 slower than its direct convolution, so kernel_support.choose_conv_algorithm uses this only
 where oneDNN is on, for float32 inference graphs in NHWC (GPUs: cuDNN chooses its own).
@@ -56,10 +56,11 @@ _OUTPUT_TRANSFORM_2D = np.kron(_OUTPUT_TRANSFORM, _OUTPUT_TRANSFORM).astype(np.f
 
 # Which layers gain: SSD300-VGG16 forward, images/s at batch 1 / 8 on a 2-core Zen 5 with oneDNN
 # (`bench/forward.py --conv_algorithm=winograd --winograd_min_depths=IN,OUT`, 2026-12-03):
-# layers of 64+ -> 64+ channels 6.5 / 8.0; 128+ -> 128+ 8.4 / 9.2; 128+ -> 256+ 8.4-9.0 /
-# 9.2-9.4 (kept); 256+ -> 256+ 7.8 / 9.3; all direct 6.5-6.7 / 7.1. Thin layers (conv1, conv2)
-# do too few multiplies per pixel to pay for the transforms' copies; outputs under 8 x 8
-# pixels would waste most of their 4 x 4 tiles on padding.
+# layers of 128+ -> 256+ channels 8.9-9.1 / 10.2-10.3 (kept); 128+ -> 128+ 7.5-8.7 / 8.6-10.1;
+# 64+ -> 128+ 9.4 / 10.2 (one run); all direct 7.0 / 7.3. Layer by layer (batch 8), conv2_2
+# (128 -> 128 at 150 x 150) breaks even and conv2_1 (64 -> 128) is a third slower than direct:
+# thin layers do too few multiplies per pixel to pay for the transforms' copies. Outputs under
+# 8 x 8 pixels would waste most of their 4 x 4 tiles on padding.
 MIN_IN_DEPTH = 128
 MIN_OUT_DEPTH = 256
 MIN_OUTPUT_SIDE = 8
@@ -110,26 +111,31 @@ def cached_transformed_kernel(kernel, name='winograd_weights'):
   return tf.identity(cache)
 
 
-def _tiles(padded, tiles_h, tiles_w):
-  """Overlapping 6 x 6 input tiles at stride 4, as [36, batch * tiles_h * tiles_w * depth].
+def _tile_pixel_indices(tiles_h, tiles_w, padded_w):
+  """int [36, 1, tiles_h * tiles_w]: row-major index, in one padded image of width padded_w,
+  of pixel (r, c) of each 6 x 6 tile (tiles at stride 4)."""
+  offsets = np.arange(_INPUT_TILE)
+  rows = TILE * np.arange(tiles_h)[None, :, None] + offsets[:, None, None]  # [6, th, 1]
+  cols = TILE * np.arange(tiles_w)[None, None, :] + offsets[:, None, None]  # [6, 1, tw]
+  index = rows[:, None] * padded_w + cols[None, :]  # [6 (r), 6 (c), th, tw]
+  return index.reshape(_INPUT_TILE * _INPUT_TILE, 1, tiles_h * tiles_w).astype(np.int32)
 
-  padded [batch, 4 * (tiles_h + 1), 4 * (tiles_w + 1), depth] is cut into non-overlapping
-  4 x 4 blocks, pixel-in-block first; tile (i, j) is block (i, j) plus the first 2 rows of block
-  (i + 1, j) and the first 2 columns of the blocks to its right. One transpose of the input and
-  two concatenations of slices (not tf.image.extract_patches) keep the copies and the gradient
-  cheap.
-  """
-  batch = tf.shape(padded)[0]
-  depth = padded.shape[-1]
-  blocks = tf.reshape(padded, [batch, tiles_h + 1, TILE, tiles_w + 1, TILE, depth])
-  blocks = tf.transpose(blocks, [2, 4, 0, 1, 3, 5])  # [4, 4, batch, tiles_h + 1, tiles_w + 1, d]
-  rows = tf.concat([blocks[:, :, :, :tiles_h], blocks[:2, :, :, 1:]], axis=0)
-  tiles = tf.concat([rows[:, :, :, :, :tiles_w], rows[:, :2, :, :, 1:]], axis=1)
-  return tf.reshape(tiles, [_INPUT_TILE * _INPUT_TILE, -1])
+
+def _output_pixel_indices(out_h, out_w, tiles_w):
+  """(int [1, out_h * out_w] position of each output pixel within its tile, int [1, out_h *
+  out_w] index of its tile within one image): rows of the output transform's result."""
+  y, x = np.mgrid[0:out_h, 0:out_w]
+  in_tile = (y % TILE) * TILE + x % TILE
+  tile = (y // TILE) * tiles_w + x // TILE
+  return in_tile.reshape(1, -1).astype(np.int32), tile.reshape(1, -1).astype(np.int32)
 
 
 def conv3x3(inputs, transformed_kernel, padding):
   """A 3x3 stride-1 convolution of NHWC inputs with `padding` zero pixels on every side.
+
+  The overlapping tiles are gathered in one op from the padded input, and the output pixels in
+  one op from the output transform's rows (which also drops the pixels of the last tiles that
+  fall outside the output): two copies instead of slices, concatenations and transposes.
 
   Args:
     inputs: float32 [batch, height, width, in_depth], height and width static.
@@ -144,19 +150,20 @@ def conv3x3(inputs, transformed_kernel, padding):
   out_depth = transformed_kernel.shape.as_list()[-1]
   out_h, out_w = height + 2 * padding - 2, width + 2 * padding - 2
   tiles_h, tiles_w = -(-out_h // TILE), -(-out_w // TILE)
+  tiles_per_image = tiles_h * tiles_w
+  padded_h, padded_w = TILE * tiles_h + 2, TILE * tiles_w + 2
   batch = tf.shape(inputs)[0]
-  num_tiles = batch * tiles_h * tiles_w
-  # One pad: the layer's own, then zeros to whole tiles plus the 4 x 4 block _tiles reads past
-  # the last tile (its outputs are cut off below).
-  padded = tf.pad(inputs, [[0, 0], [padding, TILE * (tiles_h + 1) - height - padding],
-                           [padding, TILE * (tiles_w + 1) - width - padding], [0, 0]])
-  transformed = tf.matmul(_INPUT_TRANSFORM_2D, _tiles(padded, tiles_h, tiles_w))
+  num_tiles = batch * tiles_per_image
+  # The layer's own padding, then zeros so that the last tiles are whole.
+  padded = tf.pad(inputs, [[0, 0], [padding, padded_h - height - padding],
+                           [padding, padded_w - width - padding], [0, 0]])
+  image_offsets = tf.range(batch)[None, :, None] * (padded_h * padded_w)
+  tile_pixels = tf.reshape(_tile_pixel_indices(tiles_h, tiles_w, padded_w) + image_offsets, [-1])
+  tiles = tf.gather(tf.reshape(padded, [-1, in_depth]), tile_pixels)  # [36 * tiles, in]
+  transformed = tf.matmul(_INPUT_TRANSFORM_2D, tf.reshape(tiles, [36, -1]))
   products = tf.matmul(tf.reshape(transformed, [36, num_tiles, in_depth]), transformed_kernel)
-  outputs = tf.matmul(_OUTPUT_TRANSFORM_2D, tf.reshape(products, [36, -1]))
-  # [4 (row in tile), 4 (column in tile), batch, tiles_h, tiles_w, out] -> image layout.
-  outputs = tf.reshape(outputs, [TILE, TILE, batch, tiles_h, tiles_w, out_depth])
-  outputs = tf.transpose(outputs, [2, 3, 0, 4, 1, 5])
-  outputs = tf.reshape(outputs, [batch, TILE * tiles_h, TILE * tiles_w, out_depth])
-  if (TILE * tiles_h, TILE * tiles_w) == (out_h, out_w):
-    return outputs
-  return outputs[:, :out_h, :out_w, :]
+  outputs = tf.matmul(_OUTPUT_TRANSFORM_2D, tf.reshape(products, [36, -1]))  # [16, tiles * out]
+  in_tile, tile = _output_pixel_indices(out_h, out_w, tiles_w)
+  rows = in_tile * num_tiles + tf.range(batch)[:, None] * tiles_per_image + tile
+  outputs = tf.gather(tf.reshape(outputs, [-1, out_depth]), tf.reshape(rows, [-1]))
+  return tf.reshape(outputs, [batch, out_h, out_w, out_depth])
