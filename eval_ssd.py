@@ -50,6 +50,8 @@ flags.DEFINE_string('json_output', '', 'Also write the numbers here: {"mAP", "ap
                     '(VOC) or {"AP", "AP50", ..., "ARl"} (coco); {"mAP": null, "submission", '
                     '"metric"} on a split without annotations.')
 flags.DEFINE_string('data_format', '', 'Override the trained NHWC/NCHW layout (e.g. NHWC on CPU).')
+flags.DEFINE_enum('conv_algorithm', '', ['', 'auto', 'direct', 'winograd'],
+                  "Override the trained --conv_algorithm (net/winograd.py); '' = keep it.")
 flags.DEFINE_integer('eval_images', 3, 'TensorBoard shows this many of the first evaluation '
                      'images, detections (score >= 0.3) beside the ground truth; 0 = none.',
                      lower_bound=0)
@@ -68,6 +70,8 @@ def main(argv):
     ssd_config = ssd_flags.inference_config(FLAGS.model_dir)
     if FLAGS.data_format:
       ssd_config = ssd_flags.override_model(ssd_config, data_format=FLAGS.data_format)
+    if FLAGS.conv_algorithm:
+      ssd_config = ssd_flags.override_model(ssd_config, conv_algorithm=FLAGS.conv_algorithm)
     det_dir = FLAGS.det_dir or evaluation.default_det_dir(FLAGS.model_dir)
     pattern = os.path.join(FLAGS.data_dir, FLAGS.val_file_pattern)
     num_images = input_fn.count_records(pattern)  # one sentence when nothing matches

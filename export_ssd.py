@@ -2,6 +2,7 @@
 
   python export_ssd.py --model_dir=DIR [--export_dir=DIR (default <model_dir>/export)]
       [--checkpoint_path=CKPT] [--overwrite] [--data_format=NHWC] [--tflite]
+      [--conv_algorithm=auto|direct|winograd]
       [--score_threshold=0.01 --pre_nms_top_k=400 --nms_iou_threshold=0.45 ...]
 
 Builds the model from <model_dir>/ssd_config.json, restores the latest checkpoint (or
@@ -43,6 +44,10 @@ flags.DEFINE_string('export_dir', '', 'SavedModel folder to write; default <mode
 flags.DEFINE_string('checkpoint_path', '', 'A specific checkpoint; default: the latest.')
 flags.DEFINE_bool('overwrite', False, 'Replace an existing --export_dir.')
 flags.DEFINE_string('data_format', '', 'Layout of the exported graph; default NHWC (CPU serving).')
+flags.DEFINE_enum('conv_algorithm', '', ['', 'auto', 'direct', 'winograd'],
+                  "Convolutions of the exported graph (net/winograd.py); '' = the trained "
+                  "setting (auto: Winograd where oneDNN is on here). direct for a SavedModel "
+                  'that will serve where oneDNN is off.')
 flags.DEFINE_bool('tflite', False, 'Also write <export_dir>/tflite/: ssd.tflite (network only, '
                   'float32 NHWC), anchors.npy, postprocess.json (utility/tflite_postprocess.py).')
 ssd_flags.define_config_flags(sections=('postprocess',))
@@ -55,6 +60,8 @@ def main(argv):
   script_setup.setup()
   try:
     ssd_config = ssd_flags.inference_config(FLAGS.model_dir)
+    if FLAGS.conv_algorithm:
+      ssd_config = ssd_flags.override_model(ssd_config, conv_algorithm=FLAGS.conv_algorithm)
     validation.validate(ssd_config, training=False)
     ssd_config = export.serving_config(ssd_config, FLAGS.data_format)
     checkpoint_path = checkpoint_lib.latest_checkpoint(FLAGS.model_dir, FLAGS.checkpoint_path)

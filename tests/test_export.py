@@ -145,6 +145,17 @@ def test_saved_model_in_a_fresh_process_matches_estimator_predict(tiny_records, 
     assert (served['detection_boxes_pixels'][i, count:] == 0).all()
 
 
+def test_export_conv_algorithm_flag_overrides_the_trained_setting(trained_model_dir, tmp_path):
+  run = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'export_ssd.py'),
+                        '--model_dir=' + trained_model_dir, '--export_dir=' + str(tmp_path / 'x'),
+                        '--conv_algorithm=winograd', '--data_format=NCHW'], cwd=REPO_ROOT,
+                       timeout=300, capture_output=True, text=True)
+  assert run.returncode == 1
+  assert ('--conv_algorithm=winograd cannot run with --data_format=NCHW (it computes NHWC only)'
+          in run.stderr)
+  assert not os.path.exists(tmp_path / 'x')
+
+
 def test_export_is_atomic_and_refuses_to_replace_without_overwrite(tmp_path, monkeypatch):
   export_dir = tmp_path / 'export'
 
