@@ -10,7 +10,7 @@ weights are random (speed does not depend on their values, except through NMS): 
 weights every class scores ~1/21 > 0.01 on every anchor, so NMS sees the full 400 candidates of
 all 20 classes, the worst case; a trained model sends far fewer boxes to NMS. Two more columns
 time decoding + preprocessing alone and the post-processing alone (softmax, box decoding and
-NMS fed the network's outputs of that batch). The convolutions are what export_ssd.py would
+NMS fed outputs like a random-weight network's: the same worst case). The convolutions are what export_ssd.py would
 write here (net/export.serving_config: --conv_algorithm=auto is this machine's choice).
 
 The evaluator row is bench/voc_eval_bench.py's ``time_evaluator``: utility/voc_metric.py on

@@ -1,8 +1,9 @@
-"""Every speed figure of SSD300-VGG16 on this machine in one table, optionally beside
-torchvision's ssd300_vgg16 (bench/torchvision_peer.py) run by another Python:
+"""Every speed figure of SSD300-VGG16 on this machine in one table, optionally beside a peer
+implementation's figures (torchvision's ssd300_vgg16, say) printed by a command of its own:
 
     python bench/speed_report.py
-    python bench/speed_report.py --peer_python=/tmp/tv/bin/python --peer_allocator=tcmalloc
+    python bench/speed_report.py --peer_command="/tmp/tv/bin/python /tmp/tv_peer.py" \
+        --peer_allocator=tcmalloc
     python bench/speed_report.py --skip=input_pipeline,training   # the quick figures only
     python bench/speed_report.py --conv_algorithm=direct   # without Winograd (net/winograd.py)
 
@@ -15,11 +16,13 @@ measured against). Each process runs with this machine's defaults (oneDNN and th
 algorithm as net/kernel_support.py chooses; TF_ENABLE_ONEDNN_OPTS in the environment is
 passed on).
 
+--peer_command runs after them and must print, as its last JSON line, any of PEER_KEYS in
+images/s (the peer's code is not part of this TensorFlow project: README, "SSD300-VGG16
+against torchvision's ssd300_vgg16", says what the torchvision figures there timed).
+
 --allocator / --peer_allocator preload tcmalloc or jemalloc (Debian's libtcmalloc-minimal4 /
 libjemalloc2) into the project's / the peer's processes when the library is present, and fail
-naming the package when it is not; glibc's malloc is the default. (torchvision spends much of
-its time in page faults with glibc on these activation sizes, so its best figure is with
-tcmalloc; the project's TensorFlow process is not sensitive to it: README "Speed".)
+naming the package when it is not; glibc's malloc is the default.
 Prints a table; the last line is one JSON object.
 """
 
@@ -27,6 +30,7 @@ import argparse
 import ctypes.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -102,14 +106,15 @@ def project_figures(skip, preload, conv_algorithm):
   return figures
 
 
-def peer_figures(peer_python, skip, preload):
-  """{figure key: value} of bench/torchvision_peer.py run by peer_python."""
-  command = [peer_python, 'bench/torchvision_peer.py']
-  if 'training' in skip:
-    command.append('--skip_training')
-  peer = run_json(command, preload)
-  return {key: value for key, value in peer.items()
-          if key.startswith(('forward_', 'detection_', 'train_'))}
+PEER_KEYS = ('forward_images_per_sec_b1', 'forward_images_per_sec_b8',
+             'detection_images_per_sec_b1', 'detection_images_per_sec_b8',
+             'train_images_per_sec_b8')
+
+
+def peer_figures(peer_command, preload):
+  """{PEER_KEYS key: value} of the JSON line peer_command prints."""
+  peer = run_json(shlex.split(peer_command), preload)
+  return {key: peer[key] for key in PEER_KEYS if key in peer}
 
 
 ROWS = (  # (label, project key, peer key, unit)
@@ -156,9 +161,9 @@ def print_table(ours, peer, machine):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--peer_python', default='',
-                      help="A Python with torch and torchvision (bench/torchvision_peer.py's "
-                      'docstring says how to make one); empty: the project only.')
+  parser.add_argument('--peer_command', default='',
+                      help='A command printing a JSON line of PEER_KEYS (images/s) for the '
+                      'table; empty: the project only.')
   parser.add_argument('--conv_algorithm', default='auto', choices=['auto', 'direct', 'winograd'],
                       help='Inference convolutions of forward and detection (auto: as here).')
   parser.add_argument('--allocator', default='glibc', choices=['glibc'] + sorted(ALLOCATORS))
@@ -177,7 +182,7 @@ def main():
   except ValueError as error:
     parser.error(str(error))
   ours = project_figures(skip, preload, args.conv_algorithm)
-  peer = peer_figures(args.peer_python, skip, peer_preload) if args.peer_python else {}
+  peer = peer_figures(args.peer_command, peer_preload) if args.peer_command else {}
   machine = ours.pop('machine', None) or hardware.describe(with_tensorflow=False)
   print_table(ours, peer, machine)
   summary = dict(ours, allocator=args.allocator, machine=machine)

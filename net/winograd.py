@@ -16,8 +16,8 @@ slower than its direct convolution, so kernel_support.choose_conv_algorithm uses
 where oneDNN is on, for float32 inference graphs in NHWC (GPUs: cuDNN chooses its own).
 
 Numerics: the transforms' coefficients (up to 8 and 1/24) cost precision: SSD300's outputs
-differ from the direct convolution's by about 1e-5 of their range in float32
-(tests/test_winograd.py), too much for bfloat16's 8-bit mantissa, which is therefore refused.
+stay within 1e-4 of their range of the direct convolution's in float32
+(tests/test_winograd.py), too much loss for bfloat16's 8-bit mantissa, which is refused.
 """
 
 import numpy as np
@@ -57,10 +57,13 @@ _OUTPUT_TRANSFORM_2D = np.kron(_OUTPUT_TRANSFORM, _OUTPUT_TRANSFORM).astype(np.f
 # Which layers gain: SSD300-VGG16 forward, images/s at batch 1 / 8 on a 2-core Zen 5 with oneDNN
 # (`bench/forward.py --conv_algorithm=winograd --winograd_min_depths=IN,OUT`, 2026-12-03):
 # layers of 128+ -> 256+ channels 8.9-9.1 / 10.2-10.3 (kept); 128+ -> 128+ 7.5-8.7 / 8.6-10.1;
-# 64+ -> 128+ 9.4 / 10.2 (one run); all direct 7.0 / 7.3. Layer by layer (batch 8), conv2_2
-# (128 -> 128 at 150 x 150) breaks even and conv2_1 (64 -> 128) is a third slower than direct:
-# thin layers do too few multiplies per pixel to pay for the transforms' copies. Outputs under
-# 8 x 8 pixels would waste most of their 4 x 4 tiles on padding.
+# 64+ -> 128+ 9.4 / 10.2 (one run); all direct 7.0 / 7.3. Layer by layer, ms at batch 8
+# (`bench/conv_peak.py --layers=conv2_1,conv2_2,conv3_1,conv3_3,conv4_3,conv5_3
+# [--conv_algorithm=winograd]`, direct / Winograd): conv2_1 (64 -> 128) 62.5 / 74.4, conv2_2
+# (128 -> 128) 117.6 / 127.7, conv3_1 (128 -> 256) 58.2 / 47.4, conv3_3 109.7 / 93.6, conv4_3
+# 112.4 / 59.6, conv5_3 31.9 / 21.8: thin layers do too few multiplies per pixel to pay for the
+# transforms' copies. Outputs under 8 x 8 pixels would waste most of their 4 x 4 tiles on
+# padding.
 MIN_IN_DEPTH = 128
 MIN_OUT_DEPTH = 256
 MIN_OUTPUT_SIDE = 8

@@ -48,3 +48,11 @@ def test_table_prints_each_figure_with_the_ratio_to_the_peer(capsys):
   assert lines[-2] == ('forward batch 8: 300.0 G multiply-adds/s (direct-convolution count), '
                        '150% of the convolution peak')
   assert lines[-1] == 'input pipeline: 3.0x the numpy/OpenCV baseline'
+
+
+def test_peer_figures_keep_only_the_peer_keys_of_the_commands_json_line():
+  script = ('import json; print(json.dumps({"forward_images_per_sec_b8": 7.1, '
+            '"detection_images_per_sec_b1": 6.0, "machine": {"cpu_model": "x"}}))')
+  command = '%s -c %s' % (sys.executable, speed_report.shlex.quote(script))
+  assert speed_report.peer_figures(command, '') == {'forward_images_per_sec_b8': 7.1,
+                                                    'detection_images_per_sec_b1': 6.0}

@@ -59,6 +59,12 @@ def parse_cpu_family_model(text):
   return ''
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_family_model():
+  """parse_cpu_family_model of this machine's /proc/cpuinfo (read once)."""
+  return parse_cpu_family_model(_read_cpuinfo())
+
+
 def _sysctl(name):
   try:
     return subprocess.run(['sysctl', '-n', name], capture_output=True, text=True,
@@ -129,7 +135,7 @@ def describe(with_tensorflow=True):
   """
   model, cpu_flags = cpu_model_and_flags()
   machine = {'cpu_model': model,
-             'cpu_family_model': parse_cpu_family_model(_read_cpuinfo()),
+             'cpu_family_model': cpu_family_model(),
              'cpu_avx512': has_avx512(cpu_flags),
              'cpu_fast_bfloat16': cpu_has_fast_bfloat16(cpu_flags), 'cpu_count': os.cpu_count()}
   if with_tensorflow:
