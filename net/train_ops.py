@@ -11,6 +11,7 @@ schedule counts optimizer steps (optimizer_step).
 
 import re
 
+import numpy as np
 import tensorflow as tf
 
 tf1 = tf.compat.v1
@@ -41,28 +42,46 @@ def optimizer_step(global_step, train_config):
   return tf.math.floordiv(tf.cast(global_step, tf.int64), steps)
 
 
-def learning_rate_schedule(global_step, train_config):
-  """Warm-up, then piecewise-constant decay, floored at end_learning_rate.
+LEARNING_RATE_DECAYS = ('piecewise', 'cosine')
 
-  lr = warmup_learning_rate for step < warmup_steps, then learning_rate * lr_decay_factors[i]
-  where i counts the decay_boundaries already passed. Reference: 1e-4 for 500 steps, then
-  1e-3, x0.1 at 80k and 100k.
+
+def learning_rate_schedule(global_step, train_config):
+  """Warm-up, then the decay of train_config.learning_rate_decay, floored at end_learning_rate.
+
+  lr = warmup_learning_rate for step < warmup_steps, then
+  - piecewise (Caffe "multistep", the reference): learning_rate * lr_decay_factors[i] where i
+    counts the decay_boundaries already passed. Reference: 1e-4 for 500 steps, then 1e-3, x0.1
+    at 80k and 100k.
+  - cosine (Loshchilov & Hutter 2017, SGDR without restarts; not in the reference):
+    end + (learning_rate - end) * (1 + cos(pi * t)) / 2, t going from 0 at warmup_steps to 1 at
+    the last optimizer step (max_number_of_steps // gradient_accumulation_steps).
 
   Args:
-    global_step: int64 scalar tensor.
+    global_step: int64 scalar tensor (optimizer steps: train_ops.optimizer_step).
     train_config: utility.config.TrainConfig.
 
   Returns:
     float32 scalar tensor.
   """
   step = tf.cast(global_step, tf.int64)
-  boundaries = tf.constant([int(b) for b in train_config.decay_boundaries], tf.int64)
-  values = tf.constant([train_config.learning_rate * f for f in train_config.lr_decay_factors],
-                       tf.float32)
-  # Caffe "multistep": the rate changes when step >= boundary (tf's piecewise_constant waits
-  # for step > boundary).
-  num_passed = tf.reduce_sum(tf.cast(step >= boundaries, tf.int32))
-  lr = tf.gather(values, num_passed)
+  decay = train_config.learning_rate_decay
+  if decay == 'piecewise':
+    boundaries = tf.constant([int(b) for b in train_config.decay_boundaries], tf.int64)
+    values = tf.constant([train_config.learning_rate * f for f in train_config.lr_decay_factors],
+                         tf.float32)
+    # Caffe "multistep": the rate changes when step >= boundary (tf's piecewise_constant waits
+    # for step > boundary).
+    num_passed = tf.reduce_sum(tf.cast(step >= boundaries, tf.int32))
+    lr = tf.gather(values, num_passed)
+  elif decay == 'cosine':
+    last = train_config.max_number_of_steps // train_config.gradient_accumulation_steps
+    span = max(last - train_config.warmup_steps, 1)
+    t = tf.clip_by_value(tf.cast(step - train_config.warmup_steps, tf.float32) / span, 0.0, 1.0)
+    end = train_config.end_learning_rate
+    lr = end + (train_config.learning_rate - end) * 0.5 * (1.0 + tf.cos(np.pi * t))
+  else:
+    raise ValueError('Unknown --learning_rate_decay %r: use %s.'
+                     % (decay, ' or '.join(LEARNING_RATE_DECAYS)))
   if train_config.warmup_steps > 0:
     lr = tf.where(step < train_config.warmup_steps,
                   tf.constant(train_config.warmup_learning_rate, tf.float32), lr)

@@ -4,6 +4,7 @@ train_and_evaluate, and the NaN guard's message."""
 import dataclasses
 import os
 import re
+import time
 
 import tensorflow as tf
 from absl import logging
@@ -12,6 +13,7 @@ from net import hooks
 from net import kernel_support
 from net import model_fn as model_fn_lib
 from net import run_config as run_config_lib
+from net import time_budget
 from net import validation
 from utility import config as config_lib
 
@@ -82,6 +84,72 @@ def _eval_progress(eval_input_fn):
                                       getattr(eval_input_fn, 'batch_size', 1))
 
 
+def _checkpoint_step(model_dir):
+  latest = tf.train.latest_checkpoint(model_dir)
+  return int(latest.rsplit('-', 1)[-1]) if latest else 0
+
+
+def _timed_part(make_estimator, train_config, train_input_fn, max_steps):
+  """Trains to max_steps, timed; returns (StepTimerHook, seconds from the call to the end of
+  the first step: what a start-up costs)."""
+  timer = time_budget.StepTimerHook()
+  began = time.time()
+  make_estimator(train_config).train(train_input_fn, max_steps=max_steps, hooks=[timer])
+  return timer, (timer.first_end or time.time()) - began
+
+
+def _follow_time_budget(train_config, model_dir, make_estimator, train_input_fn, started):
+  """train_config with the step count of model_dir's final time-budget plan
+  (net/time_budget.py), training the warm-up and the commit part first where the plan is
+  missing or provisional."""
+  the_plan = time_budget.load(model_dir)
+  if the_plan is not None and the_plan.final:
+    logging.info('Following the time budget planned in %s: %d steps, decay boundaries %s.',
+                 os.path.join(model_dir, time_budget.PLAN_FILENAME),
+                 the_plan.max_number_of_steps,
+                 ','.join(str(b) for b in the_plan.decay_boundaries) or 'none')
+    return time_budget.apply(train_config, the_plan)
+  accumulation = train_config.gradient_accumulation_steps
+  done = _checkpoint_step(model_dir)
+  # A run resumed on a provisional plan counts what it had spent: the plan's time, and the
+  # steps trained since at the plan's speed.
+  spent_before = 0.0
+  if the_plan is not None:
+    spent_before = the_plan.elapsed_seconds + (
+        max(done - the_plan.planned_at_step, 0) / max(the_plan.measured_steps_per_second, 1e-9))
+
+  def elapsed():
+    return spent_before + time.time() - started
+
+  def timed_end(step):  # a part times at least MIN_TIMED_STEPS after its first step
+    end = max(step, done + time_budget.MIN_TIMED_STEPS + 1)
+    return end + -end % accumulation
+
+  if the_plan is None:
+    # The warm-up in micro-batches: its rate does not depend on the plan.
+    calibration = timed_end(train_config.warmup_steps * accumulation)
+    logging.info('Time budget %.4g minutes: timing steps %d to %d (the warm-up) to plan the '
+                 'run.', train_config.train_time_budget_minutes, done + 1, calibration)
+    timer, startup = _timed_part(make_estimator, train_config, train_input_fn, calibration)
+    the_plan = time_budget.plan(train_config, elapsed(), startup, timer.steps_per_second,
+                                calibration, final=False)
+    if time_budget.commit_step(train_config, the_plan) == calibration:
+      the_plan = dataclasses.replace(the_plan, final=True)
+    time_budget.save(model_dir, the_plan)
+    time_budget.log_plan(the_plan, train_config.max_number_of_steps)
+    done = calibration
+  if not the_plan.final:
+    commit = timed_end(time_budget.commit_step(train_config, the_plan))
+    logging.info('Time budget: timing steps %d to %d to make the plan final.', done + 1, commit)
+    timer, startup = _timed_part(make_estimator, time_budget.apply(train_config, the_plan),
+                                 train_input_fn, commit)
+    the_plan = time_budget.plan(train_config, elapsed(), startup, timer.steps_per_second,
+                                commit, final=True)
+    time_budget.save(model_dir, the_plan)
+    time_budget.log_plan(the_plan, train_config.max_number_of_steps)
+  return time_budget.apply(train_config, the_plan)
+
+
 def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
           evaluate_during_training=False, throttle_secs=600):
   """Trains to max_number_of_steps (resuming from model_dir's last checkpoint).
@@ -104,6 +172,7 @@ def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
   Raises:
     ValueError: bad settings; TrainingDiverged: NaN/Inf loss.
   """
+  started = time.time()
   validation.validate(ssd_config)
   check_resumable(ssd_config, model_dir)
   # The settings as asked for are saved (compute_dtype 'auto' stays 'auto', so evaluation and a
@@ -115,11 +184,23 @@ def train(ssd_config, model_dir, train_input_fn, eval_input_fn=None,
   config_lib.save(ssd_config, model_dir)
   run_config_lib.log_replication(strategy, num_replicas)
   _log_start(ssd_config, model_dir)
-  estimator = tf.estimator.Estimator(
-      model_fn=model_fn_lib.make_model_fn(runtime_config),
-      config=run_config_lib.make_run_config(model_dir, ssd_config.train, strategy))
-  max_steps = ssd_config.train.max_number_of_steps
+
+  def make_estimator(train_config):
+    return tf.estimator.Estimator(
+        model_fn=model_fn_lib.make_model_fn(
+            dataclasses.replace(runtime_config, train=train_config)),
+        config=run_config_lib.make_run_config(model_dir, train_config, strategy))
+
+  train_config = ssd_config.train
   try:
+    if train_config.train_time_budget_minutes > 0:
+      if run_config_lib.cluster_spec_from_env():
+        raise ValueError('--train_time_budget_minutes plans one machine\'s run; with TF_CONFIG '
+                         '(several workers) give --max_number_of_steps instead.')
+      train_config = _follow_time_budget(train_config, model_dir, make_estimator,
+                                         train_input_fn, started)
+    estimator = make_estimator(train_config)
+    max_steps = train_config.max_number_of_steps
     if evaluate_during_training or run_config_lib.cluster_spec_from_env():
       if eval_input_fn is None:
         raise ValueError('train_and_evaluate needs evaluation data: give --val_file_pattern.')

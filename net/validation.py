@@ -10,6 +10,8 @@ from net import kernel_support
 from net import layers
 from net import model_spec
 from net import ssd_net
+from net import time_budget
+from net import train_ops
 from preprocessing import augmentation_ops
 from preprocessing import ssd_preprocessing
 from utility import box_coder
@@ -106,6 +108,10 @@ def _check_train(train, model):
     raise ValueError('--decay_boundaries must increase, got %s.' % (train.decay_boundaries,))
   if train.batch_size < 1 or train.max_number_of_steps < 1:
     raise ValueError('--batch_size and --max_number_of_steps must be >= 1.')
+  if train.learning_rate_decay not in train_ops.LEARNING_RATE_DECAYS:
+    raise ValueError('--learning_rate_decay must be one of %s, got %r.'
+                     % (', '.join(train_ops.LEARNING_RATE_DECAYS), train.learning_rate_decay))
+  time_budget.check(train)
   _check_gradient_accumulation(train)
   if train.min_negatives_per_image < 0:
     raise ValueError('--min_negatives_per_image must be >= 0, got %d.'

@@ -27,8 +27,11 @@ def test_make_demo_shortened(tmp_path, kernel_path):
   result = subprocess.run(
       ['make', '-C', REPO, 'demo', 'DEMO_DIR=' + out, 'DEMO_TRAINVAL=40', 'DEMO_TEST=10',
        'DEMO_DATA_FLAGS=--classes=aeroplane,bicycle,bird --min_size=120 --max_size=200',
-       'DEMO_TRAIN_FLAGS=--max_number_of_steps=40 --train_image_size=160 '
-       '--width_multiplier=0.0625 --batch_size=8 --save_checkpoints_steps=40 --warmup_steps=0'],
+       # The quick recipe's time budget, with one so short that the plan is the timed
+       # warm-up itself: 40 steps at the recipe's learning rate.
+       'DEMO_TRAIN_FLAGS=--train_time_budget_minutes=0.01 --warmup_steps=40 '
+       '--warmup_learning_rate=0.004 --train_image_size=160 --width_multiplier=0.0625 '
+       '--batch_size=8 --save_checkpoints_steps=40'],
       capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
   # Every stage announced itself and the closing message says where things are.
@@ -40,6 +43,9 @@ def test_make_demo_shortened(tmp_path, kernel_path):
   assert records[:2] == ['conversion_summary.json', 'train-00000-of-00004']
   assert 'val-00001-of-00002' in records
   assert os.path.exists(os.path.join(out, 'model', 'model.ckpt-40.index'))
+  plan = json.load(open(os.path.join(out, 'model', 'time_budget.json')))
+  assert (plan['max_number_of_steps'], plan['planned_at_step'], plan['final']) == (40, 40, True)
+  assert 'Time budget 0.01 minutes, final plan at step 40 (' in result.stderr
   for name in ('aeroplane', 'bicycle', 'bird'):
     assert os.path.getsize(os.path.join(out, 'detections', 'comp4_det_test_%s.txt' % name)) > 0
   summary = json.load(open(os.path.join(out, 'map.json')))

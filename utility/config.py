@@ -133,8 +133,19 @@ class TrainConfig:
       (80000, 100000), 'Steps where the learning rate changes to the next factor.')
   lr_decay_factors: Tuple[float, ...] = _setting(
       (1.0, 0.1, 0.01), 'learning_rate multipliers, one more than decay_boundaries.')
+  learning_rate_decay: str = _setting(
+      'piecewise', 'After warm-up: piecewise (Caffe multistep, the reference: --decay_boundaries '
+      'and --lr_decay_factors) or cosine (from --learning_rate to --end_learning_rate at '
+      '--max_number_of_steps; not in the reference).')
   end_learning_rate: float = _setting(0.0, 'Floor of the learning rate.')
   max_number_of_steps: int = _setting(120000, 'Training stops at this global step.')
+  # Not in the reference: the quick recipe (configs/quick.flags) trains for a time, so that it
+  # ends within minutes on CPUs ten times apart in speed (net/time_budget.py).
+  train_time_budget_minutes: float = _setting(
+      0.0, '> 0: train for about this many minutes of wall time: the speed measured over the '
+      'warm-up decides the step count, and --max_number_of_steps with --decay_boundaries give '
+      'only the shape of the schedule, scaled to that count (saved in <model_dir>/'
+      'time_budget.json, which a resumed run follows). 0 = train to --max_number_of_steps.')
   # Caffe's solver has iter_size, which averages gradients each normalised by its own
   # micro-batch's positives; this normalises once by the positives of all K micro-batches, so
   # an optimizer step equals one step on the K-times batch exactly (batch norm aside). The
