@@ -67,6 +67,22 @@ def test_the_commit_step_is_before_the_first_decay_and_leaves_room_to_time():
   assert time_budget.commit_step(_train(), short) == 50  # no room: the plan is final as it is
 
 
+def test_a_run_far_shorter_than_the_nominal_one_is_warned_with_the_budget_that_fits():
+  # An AVX2 CPU at 8.3 images/s: 12 minutes give about 350 steps of the nominal 1,800.
+  train = _train(train_time_budget_minutes=12.0)
+  slow = time_budget.plan(train, elapsed_seconds=120.0, startup_seconds=20.0,
+                          steps_per_second=8.3 / 16, at_step=50, final=True)
+  assert slow.max_number_of_steps == 50 + 300  # (720 - 140) s x 0.519 steps/s
+  # 120 s spent + (1,800 - 50) steps / 0.519 steps/s = 3,493 s: 58.2 minutes.
+  assert time_budget.short_run_warning(slow, 1800) == (
+      "The time budget of 12 minutes gives 350 steps at this machine's 8.3 images/s, under "
+      "half of the recipe's nominal 1800: expect a much weaker model. "
+      "--train_time_budget_minutes=59 gives about the nominal count here.")
+  assert time_budget.short_run_warning(dataclasses.replace(slow, final=False), 1800) == ''
+  fast = time_budget.plan(train, 15.0, 5.0, 5.0, 50, final=True)
+  assert fast.max_number_of_steps == 3550 and time_budget.short_run_warning(fast, 1800) == ''
+
+
 def test_plan_file_round_trip_and_a_broken_file_is_named(tmp_path):
   plan = time_budget.plan(_train(), 60.0, 20.0, 5.0, 50, final=False)
   path = time_budget.save(str(tmp_path), plan)
