@@ -19,8 +19,13 @@ nominal run, and every boundary scales with the planned count (a boundary at 71%
 nominal run stays at 71%); the cosine decay ends at the planned count (its rate steps slightly
 at the commit when the plan changes there); the warm-up stays in steps. Each plan is written
 to <model_dir>/time_budget.json before the next part starts, so a killed run resumes to the
-same step count and schedule, and the log gives the flags that repeat the run with a fixed
+same step count and schedule, and the log gives the flags of the same schedule as a fixed
 step count. The step count, and so the mAP, depends on the machine's speed.
+
+Each part builds a new input pipeline, which with --tf_random_seed starts its image sequence
+from the beginning again (as a resumed run does), so a budgeted run sees the first parts'
+augmented images twice and a fixed-step run of the same schedule, which does not restart, sees
+them in another order.
 """
 
 import dataclasses
@@ -106,7 +111,8 @@ class Plan:
   final: bool
 
   def flags(self):
-    """The flags that repeat this run with a fixed step count."""
+    """The flags of this schedule with a fixed step count (one part, so its images come in
+    another order than the budgeted run's)."""
     flags = ['--train_time_budget_minutes=0', '--max_number_of_steps=%d' % self.max_number_of_steps]
     if self.decay_boundaries:
       flags.append('--decay_boundaries=%s' % ','.join(str(b) for b in self.decay_boundaries))
@@ -206,7 +212,7 @@ def describe(the_plan, nominal_steps):
              the_plan.max_number_of_steps,
              the_plan.max_number_of_steps * the_plan.images_per_step, nominal_steps,
              ','.join(str(b) for b in the_plan.decay_boundaries) or 'none', PLAN_FILENAME,
-             '; to repeat this run with a fixed step count: ' + the_plan.flags()
+             '; the same schedule as a fixed step count: ' + the_plan.flags()
              if the_plan.final else '.'))
 
 
