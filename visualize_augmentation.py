@@ -2,6 +2,10 @@ r"""Writes a grid of augmented training samples, as the network sees them, with 
 
     python visualize_augmentation.py --data_dir=DIR --num_images=16 --output=augmented.png \
         [--file_pattern=train-*] [--seed=S] [--image_size=300] [--model_dir=DIR]
+    python visualize_augmentation.py --noaugment --file_pattern='val-*' ...  # test images
+
+With ``--noaugment`` the grid shows the first records of the shards as evaluation feeds them
+(resized, not augmented) with all their ground truth, difficult objects included.
 
 The samples come from the real training pipeline (``dataset.input_fn.train_dataset``: decode,
 augmentation, target encoding, batching); only the backbone's image convention is undone for
@@ -41,16 +45,20 @@ def resolve_config(data_dir, image_size=300, model_dir=None):
 
 
 def write_augmented_grid(data_dir, output, num_images=16, file_pattern='train-*', seed=None,
-                         image_size=300, model_dir=None):
-  """Samples from the training pipeline drawn into a grid at output.
+                         image_size=300, model_dir=None, augment=True):
+  """Samples from the training pipeline (augment=False: the evaluation pipeline's first
+  records) drawn into a grid at output.
 
   Returns:
     (grid uint8 RGB [grid_height, grid_width, 3], the samples dict, the SSDConfig used).
   """
   ssd_config = resolve_config(data_dir, image_size, model_dir)
   inputs = model_spec.model_inputs(ssd_config.model)
-  samples = input_fn.sample_training_batch(os.path.join(data_dir, file_pattern), ssd_config,
-                                           inputs, num_images, seed)
+  pattern = os.path.join(data_dir, file_pattern)
+  if augment:
+    samples = input_fn.sample_training_batch(pattern, ssd_config, inputs, num_images, seed)
+  else:
+    samples = input_fn.sample_eval_batch(pattern, ssd_config, inputs, num_images)
   grid = visualize.render_grid(samples, ssd_config.model.class_names, inputs.convention)
   visualize.write_image(output, grid)
   return grid, samples, ssd_config
@@ -69,6 +77,8 @@ def define_flags():
   flags.DEFINE_integer('image_size', 300, 'Network input side (ignored with --model_dir).')
   flags.DEFINE_string('model_dir', None, "Take image size, class names and augmentation "
                       "settings from this trained model's ssd_config.json.")
+  flags.DEFINE_bool('augment', True, 'Augment as training does; --noaugment: the first records '
+                    'as evaluation feeds them, with every ground-truth box.')
   flags.mark_flag_as_required('data_dir')
 
 
@@ -77,7 +87,7 @@ def main(argv):
   try:
     grid, samples, ssd_config = write_augmented_grid(
         FLAGS.data_dir, FLAGS.output, FLAGS.num_images, FLAGS.file_pattern, FLAGS.seed,
-        FLAGS.image_size, FLAGS.model_dir)
+        FLAGS.image_size, FLAGS.model_dir, FLAGS.augment)
   except (ValueError, FileNotFoundError) as error:
     sys.exit('Error: %s' % error)
   print('Wrote %s: %d samples at %d px (%s), %d boxes, grid %dx%d.' % (

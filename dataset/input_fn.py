@@ -284,6 +284,28 @@ def make_input_fns(data_dir, ssd_config, model_inputs, train_pattern='train-*',
   return train_fn, eval_fn
 
 
+def _run_once(dataset):
+  """The first element of dataset as numpy arrays (its own graph): the keys the grid draws."""
+  features, labels = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+  fetches = {'image': features['image'], 'boxes': labels['boxes'],
+             'labels': labels['labels'], 'num_boxes': labels['num_boxes']}
+  with tf.compat.v1.Session() as session:
+    return session.run(fetches)
+
+
+def sample_eval_batch(file_pattern, ssd_config, model_inputs, num_images):
+  """The first num_images records of the evaluation pipeline (resized, not augmented), with
+  their ground truth (difficult objects included), as sample_training_batch returns them.
+
+  Raises:
+    ValueError: if num_images < 1 or the pattern matches no file.
+  """
+  if num_images < 1:
+    raise ValueError('--num_images must be at least 1; got %d.' % num_images)
+  with tf.Graph().as_default():
+    return _run_once(eval_dataset(file_pattern, ssd_config, model_inputs, num_images))
+
+
 def sample_training_batch(file_pattern, ssd_config, model_inputs, num_images, seed=None):
   """Runs the training pipeline once (its own graph) and returns num_images samples.
 
@@ -298,9 +320,5 @@ def sample_training_batch(file_pattern, ssd_config, model_inputs, num_images, se
   if num_images < 1:
     raise ValueError('--num_images must be at least 1; got %d.' % num_images)
   with tf.Graph().as_default():
-    dataset = train_dataset(file_pattern, ssd_config, model_inputs, num_images, seed=seed)
-    features, labels = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
-    fetches = {'image': features['image'], 'boxes': labels['boxes'],
-               'labels': labels['labels'], 'num_boxes': labels['num_boxes']}
-    with tf.compat.v1.Session() as session:
-      return session.run(fetches)
+    return _run_once(train_dataset(file_pattern, ssd_config, model_inputs, num_images,
+                                   seed=seed))

@@ -1,11 +1,14 @@
+import glob
 import os
 
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import visualize_augmentation
 from dataset import input_fn
+from dataset import tfrecord_io
 from net import model_spec
 from net import vgg
 from preprocessing import visualize
@@ -138,3 +141,36 @@ def test_grid_of_augmented_training_samples(tiny_records, tmp_path):
   other, _, _ = visualize_augmentation.write_augmented_grid(tiny_records['records'], output, num_images=5,
                                                seed=8, image_size=160)
   assert not np.array_equal(other, grid)
+
+
+def test_grid_of_test_images_without_augmentation_shows_every_ground_truth_box(tiny_records,
+                                                                                tmp_path):
+  # The tiny set's 8 val images, as evaluation feeds them: every box of every record (difficult
+  # ones too), exactly as decoded, and the image resized only.
+  records = sorted(glob.glob(os.path.join(tiny_records['records'], 'val-*')))
+  with tf.Graph().as_default():
+    decoded = tf.data.TFRecordDataset(records).map(tfrecord_io.decode_example)
+    element = tf.compat.v1.data.make_one_shot_iterator(decoded).get_next()
+    with tf.compat.v1.Session() as session:
+      truth = []
+      while True:
+        try:
+          truth.append(session.run({'boxes': element['boxes'], 'labels': element['labels']}))
+        except tf.errors.OutOfRangeError:
+          break
+  assert len(truth) == 8
+  output = str(tmp_path / 'test_images.png')
+  grid, samples, _ = visualize_augmentation.write_augmented_grid(
+      tiny_records['records'], output, num_images=8, file_pattern='val-*', image_size=160,
+      augment=False)
+  assert grid.shape == (3 * 160 + 2 * 4, 3 * 160 + 2 * 4, 3)  # 8 cells in 3 rows of 3
+  drawn = sorted((tuple(np.round(box, 6)), int(label))
+                 for i in range(8) for box, label in zip(
+                     samples['boxes'][i, :samples['num_boxes'][i]],
+                     samples['labels'][i, :samples['num_boxes'][i]]))
+  expected = sorted((tuple(np.round(box, 6)), int(label))
+                    for record in truth for box, label in zip(record['boxes'], record['labels']))
+  assert drawn == expected and len(drawn) == sum(len(r['labels']) for r in truth)
+  with pytest.raises(ValueError, match='--num_images must be at least 1; got 0'):
+    input_fn.sample_eval_batch(os.path.join(tiny_records['records'], 'val-*'), tiny_config(),
+                               model_spec.model_inputs(tiny_config().model), 0)
