@@ -110,12 +110,19 @@ class Plan:
   decay_boundaries: tuple
   final: bool
 
+  @property
+  def images_per_second(self):
+    return self.measured_steps_per_second * self.images_per_step
+
+  def boundaries_text(self):
+    return ','.join(str(b) for b in self.decay_boundaries)
+
   def flags(self):
     """The flags of this schedule with a fixed step count (one part, so its images come in
     another order than the budgeted run's)."""
     flags = ['--train_time_budget_minutes=0', '--max_number_of_steps=%d' % self.max_number_of_steps]
     if self.decay_boundaries:
-      flags.append('--decay_boundaries=%s' % ','.join(str(b) for b in self.decay_boundaries))
+      flags.append('--decay_boundaries=' + self.boundaries_text())
     return ' '.join(flags)
 
 
@@ -203,15 +210,14 @@ def load(model_dir):
 
 def describe(the_plan, nominal_steps):
   """The log line of a new plan."""
-  images_per_second = the_plan.measured_steps_per_second * the_plan.images_per_step
   return ('Time budget %.4g minutes, %s plan at step %d (%s spent): %.1f images/s measured, so '
           'training runs %d steps (%d images; the nominal schedule has %d) with decay '
           'boundaries %s. Saved in %s%s'
           % (the_plan.budget_minutes, 'final' if the_plan.final else 'provisional',
-             the_plan.planned_at_step, _minutes(the_plan.elapsed_seconds), images_per_second,
-             the_plan.max_number_of_steps,
+             the_plan.planned_at_step, _minutes(the_plan.elapsed_seconds),
+             the_plan.images_per_second, the_plan.max_number_of_steps,
              the_plan.max_number_of_steps * the_plan.images_per_step, nominal_steps,
-             ','.join(str(b) for b in the_plan.decay_boundaries) or 'none', PLAN_FILENAME,
+             the_plan.boundaries_text() or 'none', PLAN_FILENAME,
              '; the same schedule as a fixed step count: ' + the_plan.flags()
              if the_plan.final else '.'))
 
@@ -235,12 +241,13 @@ def short_run_warning(the_plan, nominal_steps):
   return ('The time budget of %.4g minutes gives %d steps at this machine\'s %.1f images/s, '
           'under half of the recipe\'s nominal %d: expect a much weaker model. '
           '--train_time_budget_minutes=%d gives about the nominal count here.'
-          % (the_plan.budget_minutes, the_plan.max_number_of_steps,
-             the_plan.measured_steps_per_second * the_plan.images_per_step, nominal_steps,
-             math.ceil(minutes)))
+          % (the_plan.budget_minutes, the_plan.max_number_of_steps, the_plan.images_per_second,
+             nominal_steps, math.ceil(minutes)))
 
 
-def log_plan(the_plan, nominal_steps):
+def record(model_dir, the_plan, nominal_steps):
+  """Saves a new plan in model_dir and logs it (with the short-run warning, if any)."""
+  save(model_dir, the_plan)
   logging.info('%s', describe(the_plan, nominal_steps))
   warning = short_run_warning(the_plan, nominal_steps)
   if warning:

@@ -68,7 +68,7 @@ def _as_flag(name, value):
 def _log_start(ssd_config, model_dir):
   latest = tf.train.latest_checkpoint(model_dir)
   if latest:
-    logging.info('Resuming from %s (step %s of %d).', latest, latest.rsplit('-', 1)[-1],
+    logging.info('Resuming from %s (step %d of %d).', latest, _checkpoint_step(model_dir),
                  ssd_config.train.max_number_of_steps)
   elif ssd_config.train.checkpoint_path:
     logging.info('Fresh start: backbone from %s, the rest initialised randomly.',
@@ -106,8 +106,7 @@ def _follow_time_budget(train_config, model_dir, make_estimator, train_input_fn,
   if the_plan is not None and the_plan.final:
     logging.info('Following the time budget planned in %s: %d steps, decay boundaries %s.',
                  os.path.join(model_dir, time_budget.PLAN_FILENAME),
-                 the_plan.max_number_of_steps,
-                 ','.join(str(b) for b in the_plan.decay_boundaries) or 'none')
+                 the_plan.max_number_of_steps, the_plan.boundaries_text() or 'none')
     return time_budget.apply(train_config, the_plan)
   accumulation = train_config.gradient_accumulation_steps
   done = _checkpoint_step(model_dir)
@@ -135,8 +134,7 @@ def _follow_time_budget(train_config, model_dir, make_estimator, train_input_fn,
                                 calibration, final=False)
     if time_budget.commit_step(train_config, the_plan) == calibration:
       the_plan = dataclasses.replace(the_plan, final=True)
-    time_budget.save(model_dir, the_plan)
-    time_budget.log_plan(the_plan, train_config.max_number_of_steps)
+    time_budget.record(model_dir, the_plan, train_config.max_number_of_steps)
     done = calibration
   if not the_plan.final:
     commit = timed_end(time_budget.commit_step(train_config, the_plan))
@@ -145,8 +143,7 @@ def _follow_time_budget(train_config, model_dir, make_estimator, train_input_fn,
                                  train_input_fn, commit)
     the_plan = time_budget.plan(train_config, elapsed(), startup, timer.steps_per_second,
                                 commit, final=True)
-    time_budget.save(model_dir, the_plan)
-    time_budget.log_plan(the_plan, train_config.max_number_of_steps)
+    time_budget.record(model_dir, the_plan, train_config.max_number_of_steps)
   return time_budget.apply(train_config, the_plan)
 
 
