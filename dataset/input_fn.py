@@ -238,14 +238,37 @@ def eval_dataset(file_pattern, ssd_config, model_inputs, batch_size):
   return dataset.batch(batch_size).prefetch(_autotune(input_config.prefetch_batches))
 
 
+def seed_at_step(seed, step):
+  """The input seed of a training call that starts at global step `step`: `seed` itself for a
+  fresh run, another seed for each later start (seed * 1000003 + step, modulo 2^31 - 1)."""
+  if seed is None or not step:
+    return seed
+  return (int(seed) * 1000003 + int(step)) % (2 ** 31 - 1)
+
+
+def _start_step(run_config):
+  """The global step an Estimator.train call starts from: its model_dir's last checkpoint."""
+  model_dir = getattr(run_config, 'model_dir', None)
+  latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
+  return int(latest.rsplit('-', 1)[-1]) if latest else 0
+
+
 def make_train_input_fn(file_pattern, ssd_config, model_inputs, seed=None):
-  """Estimator input_fn; under a distribution strategy it batches per replica."""
+  """Estimator input_fn; under a distribution strategy it batches per replica.
+
+  A seeded input restarts with every Estimator.train call (a resumed run, each part of a
+  --train_time_budget_minutes run): each call is seeded by the step it starts from
+  (seed_at_step, read off the Estimator's model_dir), so a continued run goes on to new
+  shuffles and augmentations instead of replaying the first ones, and a run resumed at step N
+  sees the same images however it was stopped there.
+  """
   global_batch = ssd_config.train.batch_size
 
-  def input_fn(input_context=None):
+  def input_fn(input_context=None, config=None):
     batch = (input_context.get_per_replica_batch_size(global_batch) if input_context
              else global_batch)
-    return train_dataset(file_pattern, ssd_config, model_inputs, batch, input_context, seed)
+    return train_dataset(file_pattern, ssd_config, model_inputs, batch, input_context,
+                         seed_at_step(seed, _start_step(config)))
 
   return input_fn
 

@@ -22,10 +22,10 @@ to <model_dir>/time_budget.json before the next part starts, so a killed run res
 same step count and schedule, and the log gives the flags of the same schedule as a fixed
 step count. The step count, and so the mAP, depends on the machine's speed.
 
-Each part builds a new input pipeline, which with --tf_random_seed starts its image sequence
-from the beginning again (as a resumed run does), so a budgeted run sees the first parts'
-augmented images twice and a fixed-step run of the same schedule, which does not restart, sees
-them in another order.
+Each part builds a new input pipeline; with --tf_random_seed its sequence is seeded by the step
+the part starts from (dataset/input_fn.seed_at_step), so the later parts go on to new shuffles
+and augmentations, and the fixed-step flags give the same schedule with other images after the
+first part, not the same weights.
 """
 
 import dataclasses

@@ -59,6 +59,43 @@ def test_same_seed_gives_the_same_batch(tiny_records):
     np.testing.assert_array_equal(l1['boxes'], l2['boxes'])
 
 
+def test_seed_at_step_keeps_a_fresh_run_and_reseeds_every_later_start():
+  assert input_fn.seed_at_step(None, 500) is None
+  assert input_fn.seed_at_step(11, 0) == 11
+  assert input_fn.seed_at_step(11, 500) == 11 * 1000003 + 500
+  assert input_fn.seed_at_step(5000, 7) == (5000 * 1000003 + 7) % (2 ** 31 - 1)
+
+
+def test_seeded_input_fn_starts_where_the_model_dir_stopped(tiny_records, tmp_path):
+  """Each Estimator.train call (a resumed run, a time-budget part) reads the step it starts from
+  in its model_dir: at step 0 the sequence of the seed, at step 40 another, the same each time
+  it starts there."""
+  config = tiny_config()
+  pattern = os.path.join(tiny_records['records'], 'train-*')
+  inputs = model_spec.model_inputs(config.model)
+  make = input_fn.make_train_input_fn(pattern, config, inputs, seed=11)
+  run_config = tf.estimator.RunConfig(model_dir=str(tmp_path))
+
+  def first_images():
+    return _run(lambda: make(config=run_config), 1)[0][0]['image']
+
+  def seeded_images(seed):
+    return _run(lambda: input_fn.train_dataset(pattern, config, inputs,
+                                               config.train.batch_size, seed=seed), 1)[0][0]['image']
+
+  fresh = first_images()
+  np.testing.assert_array_equal(fresh, seeded_images(11))
+  with tf.Graph().as_default():
+    step = tf1.train.get_or_create_global_step()
+    with tf1.Session() as sess:
+      sess.run(step.assign(40))
+      tf1.train.Saver().save(sess, os.path.join(str(tmp_path), 'model.ckpt'), global_step=40)
+  resumed = first_images()
+  assert np.abs(resumed - fresh).max() > 1.0
+  np.testing.assert_array_equal(resumed, first_images())
+  np.testing.assert_array_equal(resumed, seeded_images(11 * 1000003 + 40))
+
+
 def test_eval_yields_every_image_once_with_original_ground_truth(tiny_records):
   config = tiny_config()
   pattern = os.path.join(tiny_records['records'], 'val-*')
