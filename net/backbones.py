@@ -19,9 +19,15 @@ from typing import Callable, Tuple
 
 from utility import image_convention
 
-# Options every backbone's build receives (from ModelConfig, resolved for this machine).
+# The stem every backbone has: its first layers as its paper (and its pretrained weights) have
+# them.
+REFERENCE_STEM = 'reference'
+
+# Options every backbone's build receives (from ModelConfig, resolved for this machine); stem is
+# one of the backbone's `stems`.
 BuildOptions = collections.namedtuple(
-    'BuildOptions', ['data_format', 'width_multiplier', 'is_training', 'batch_norm'])
+    'BuildOptions', ['data_format', 'width_multiplier', 'is_training', 'batch_norm', 'stem'])
+BuildOptions.__new__.__defaults__ = (REFERENCE_STEM,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +51,8 @@ class Backbone:
     pretrained_widths: width multipliers for which pretrained weights exist.
     always_batch_norm: True if the backbone has batch norm in every case (MobileNets);
       False if ModelConfig.backbone_batch_norm decides (VGG, whose reference has none).
+    stems: the values of ModelConfig.stem its build understands, REFERENCE_STEM first (the
+      only one pretrained weights fit).
   """
   name: str
   scope: str
@@ -55,6 +63,7 @@ class Backbone:
   extra_scopes: Tuple[Tuple[str, str], ...] = ()
   pretrained_widths: Tuple[float, ...] = (1.0,)
   always_batch_norm: bool = False
+  stems: Tuple[str, ...] = (REFERENCE_STEM,)
 
   def parameter_parts(self):
     """(part, scope) pairs of the backbone's variables for ssd_net.count_parameters."""

@@ -117,7 +117,7 @@ def build_network(images, model_config, is_training, weight_init='xavier'):
         model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm,
         compute_dtype=model_config.compute_dtype,
         extra_layer_padding=model_config.extra_layer_padding, weight_init=weight_init,
-        backbone=model_config.backbone)
+        backbone=model_config.backbone, stem=model_config.stem)
 
 
 def convolution_algorithm(model_config, is_training):

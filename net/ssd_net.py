@@ -139,16 +139,20 @@ def source_names(architecture, backbone=''):
   return list(_probe_sources(arch, backbone_name(arch, backbone), arch.image_size, 'caffe')[0])
 
 
-def _backbone_options(data_format, width_multiplier, is_training, batch_norm, backbone):
+def _backbone_options(data_format, width_multiplier, is_training, batch_norm, backbone, stem):
+  if stem not in backbone.stems:
+    raise ValueError('Backbone %s has no --stem=%s: use one of %s.'
+                     % (backbone.name, stem, ', '.join(backbone.stems)))
   return backbones.BuildOptions(data_format=data_format, width_multiplier=width_multiplier,
                                 is_training=is_training,
-                                batch_norm=bool(batch_norm or backbone.always_batch_norm))
+                                batch_norm=bool(batch_norm or backbone.always_batch_norm),
+                                stem=stem)
 
 
 def build_feature_maps(images, architecture='ssd300', backbone='', data_format='NHWC',
                        width_multiplier=1.0, extra_batch_norm=False, is_training=False,
                        backbone_batch_norm=False, compute_dtype='float32',
-                       extra_layer_padding='caffe'):
+                       extra_layer_padding='caffe', stem=backbones.REFERENCE_STEM):
   """Backbone sources + extra layers, in the current variable scope.
 
   Args: as build_ssd.
@@ -162,7 +166,7 @@ def build_feature_maps(images, architecture='ssd300', backbone='', data_format='
   net = tf.cast(images, tf.as_dtype(compute_dtype))
   net = net if data_format == 'NHWC' else tf.transpose(net, [0, 3, 1, 2])
   sources = backbone.build(net, _backbone_options(data_format, width_multiplier, is_training,
-                                                  backbone_batch_norm, backbone))
+                                                  backbone_batch_norm, backbone, stem))
   sources = collections.OrderedDict(sources)
   if not sources:
     raise ValueError('Backbone %r built no source feature maps.' % backbone.name)
@@ -176,7 +180,8 @@ def build_feature_maps(images, architecture='ssd300', backbone='', data_format='
 
 @functools.lru_cache(maxsize=64)
 def _probe_sources(arch, backbone, image_size, extra_layer_padding):
-  """(source names, sides) from the static shapes of the sources built on a placeholder."""
+  """(source names, sides) from the static shapes of the sources built on a placeholder (a
+  backbone's stems keep its source sizes)."""
   with tf.Graph().as_default():
     images = tf1.placeholder(tf.float32, [1, image_size, image_size, 3])
     with tf1.variable_scope('probe'):
@@ -303,7 +308,8 @@ def _check_build_args(arch, backbone, images, num_classes, anchors_per_location,
 def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_location=None,
               data_format='NHWC', width_multiplier=1.0, extra_batch_norm=False, is_training=False,
               model_scope=None, backbone_batch_norm=False, compute_dtype='float32',
-              extra_layer_padding='caffe', weight_init='xavier', backbone=''):
+              extra_layer_padding='caffe', weight_init='xavier', backbone='',
+              stem=backbones.REFERENCE_STEM):
   """Builds the SSD network under `model_scope`.
 
   Args:
@@ -332,6 +338,7 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
       Caffe's filler); only fresh variables see it.
     backbone: a name in net.backbones ('vgg16', 'mobilenet_v1', 'mobilenet_v2'); '' = the
       architecture's own.
+    stem: one of the backbone's stems ('reference'; VGG16 also 'strided').
 
   Returns:
     A dict:
@@ -354,7 +361,7 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
                           initializer=layers.kernel_initializer(weight_init)):
     sources = build_feature_maps(
         images, arch, backbone, data_format, width_multiplier, extra_batch_norm, is_training,
-        backbone_batch_norm, compute_dtype, extra_layer_padding)
+        backbone_batch_norm, compute_dtype, extra_layer_padding, stem)
     head_options = dict(separable=arch.separable, activation=backbone_def.activation,
                         batch_norm=extra_batch_norm, is_training=is_training)
     box_offsets = _heads(sources, anchors_per_location, 4, 'box_heads', data_format,

@@ -40,7 +40,10 @@ def validate(ssd_config, training=True):
 def _check_model(model):
   ssd_net.get_architecture(model.architecture)  # raises naming the architectures
   labels.check_category_ids(model.category_ids, model.class_names)
-  model_spec.backbone(model)  # raises naming --backbone
+  backbone = model_spec.backbone(model)  # raises naming --backbone
+  if model.stem not in backbone.stems:
+    raise ValueError('--stem=%s: backbone %s has the stems %s.'
+                     % (model.stem, backbone.name, ', '.join(backbone.stems)))
   if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
     raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'
                      % (model.neg_threshold, model.match_threshold))
@@ -129,3 +132,6 @@ def _check_train(train, model):
   if model.backbone_batch_norm and not backbone.always_batch_norm:
     raise ValueError('--checkpoint_path (ImageNet %s) has no batch norm: drop '
                      '--backbone_batch_norm.' % backbone.name)
+  if model.stem != backbone.stems[0]:
+    raise ValueError('--checkpoint_path (ImageNet %s) fits the %s stem only: drop --stem=%s.'
+                     % (backbone.name, backbone.stems[0], model.stem))

@@ -13,6 +13,12 @@ caller's scope, so slim's ImageNet ``vgg_16.ckpt`` maps by prefix (see utility/c
 As an SSD backbone (``BACKBONE``, net/backbones.py) its sources are conv4_3 after the ParseNet
 L2 normalization (scale ``<model_scope>/conv4_3_norm/scale``, initialised to 20) and fc7.
 
+Stems (``--stem``): 'reference' is conv1_1, conv1_2 at the input resolution, then pool1.
+'strided' (not in the reference, no pretrained weights) is one 3x3 stride-2 convolution
+``conv1/conv1_1`` of conv1's depth in their place, with the same output size as pool1: the two
+full-resolution layers are a fifth of the quarter-width quick model's multiply-adds and more of
+its time (README, "Results of make demo"), for a from-scratch model.
+
 Image convention of the backbone weights
 ----------------------------------------
 The pretrained weights are TF-slim's ``vgg_16.ckpt``: RGB channel order, pixel values in
@@ -43,6 +49,7 @@ CONV4_3_NORM_SCALE_INIT = 20.0
 # (block name, number of 3x3 convolutions, depth at width 1.0): VGG16 configuration D.
 _CONV_BLOCKS = (('conv1', 2, 64), ('conv2', 2, 128), ('conv3', 3, 256), ('conv4', 3, 512),
                 ('conv5', 3, 512))
+STEMS = (backbones.REFERENCE_STEM, 'strided')
 _FC_DEPTH = 1024       # fc6 and fc7 after the reduction 4096 -> 1024 (every 4th filter).
 _FC6_DILATION = 6      # 7x7 fc6 decimated to 3x3 by taking every 3rd tap: dilation 3 * 2 = 6.
 _MIN_DEPTH = 8
@@ -59,7 +66,7 @@ def scaled_depth(depth, width_multiplier):
 
 
 def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_training=False,
-                     batch_norm=False):
+                     batch_norm=False, stem=backbones.REFERENCE_STEM):
   """Builds VGG16 reduced-fc under the variable scope 'vgg_16' of the current scope.
 
   Args:
@@ -71,29 +78,36 @@ def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_traini
     is_training: Python bool, batch norm mode (the reference has no batch norm or dropout).
     batch_norm: batch norm after every convolution instead of biases; not in the reference
       (no pretrained weights exist for it), for small models trained from scratch.
+    stem: a name in STEMS: 'reference', or 'strided' (conv1_1 with stride 2, no conv1_2 and
+      no pool1).
 
   Returns:
     A dict of end points, layer name -> float32 tensor in data_format: 'conv1_1' ... 'conv5_3',
-    'pool1' ... 'pool5', 'fc6', 'fc7'. SSD uses 'conv4_3' (stride 8) and 'fc7' (stride 16).
+    'pool1' ... 'pool5', 'fc6', 'fc7' (the strided stem: no 'conv1_2', and 'pool1' is
+    'conv1_1'). SSD uses 'conv4_3' (stride 8) and 'fc7' (stride 16).
   """
   layers.check_data_format(data_format)
+  if stem not in STEMS:
+    raise ValueError('VGG16 has no stem %r: use one of %s.' % (stem, ', '.join(STEMS)))
+  strided = stem == 'strided'
   end_points = {}
   net = images
   with tf1.variable_scope(BACKBONE_SCOPE):
     for block_index, (block, num_convs, depth) in enumerate(_CONV_BLOCKS):
+      first_strided = strided and block_index == 0
       with tf1.variable_scope(block):
-        for conv_index in range(1, num_convs + 1):
+        for conv_index in range(1, (1 if first_strided else num_convs) + 1):
           name = '%s_%d' % (block, conv_index)
           net = layers.conv2d(net, scaled_depth(depth, width_multiplier), 3, scope=name,
-                              data_format=data_format, batch_norm=batch_norm,
-                              is_training=is_training)
+                              stride=2 if first_strided else 1, data_format=data_format,
+                              batch_norm=batch_norm, is_training=is_training)
           end_points[name] = net
       pool_name = 'pool%d' % (block_index + 1)
-      if block_index < 4:
-        net = layers.max_pool(net, 2, 2, 'SAME', data_format, name=pool_name)
-      else:
+      if block_index == 4:
         # pool5 keeps the 19x19 resolution so fc6/fc7 stay dense (SSD paper section 3).
         net = layers.max_pool(net, 3, 1, 'SAME', data_format, name=pool_name)
+      elif not first_strided:  # a strided conv1_1 subsamples in pool1's place
+        net = layers.max_pool(net, 2, 2, 'SAME', data_format, name=pool_name)
       end_points[pool_name] = net
     fc_depth = scaled_depth(_FC_DEPTH, width_multiplier)
     net = layers.conv2d(net, fc_depth, 3, scope='fc6', dilation=_FC6_DILATION,
@@ -113,7 +127,8 @@ def build_sources(images, options):
     options: net.backbones.BuildOptions.
   """
   end_points = vgg16_reduced_fc(images, options.data_format, options.width_multiplier,
-                                options.is_training, batch_norm=options.batch_norm)
+                                options.is_training, batch_norm=options.batch_norm,
+                                stem=options.stem)
   conv4_3 = layers.l2_normalization(end_points['conv4_3'], CONV4_3_NORM_SCALE_INIT,
                                     options.data_format, scope='conv4_3_norm')
   return collections.OrderedDict([('conv4_3', conv4_3), ('fc7', end_points['fc7'])])
@@ -130,4 +145,4 @@ def init_from_checkpoint(checkpoint_path, model_scope, model_config, train_confi
 BACKBONE = backbones.Backbone(
     name='vgg16', scope=BACKBONE_SCOPE, convention=CONVENTION, build=build_sources,
     init_from_checkpoint=init_from_checkpoint, activation=tf.nn.relu,
-    extra_scopes=(('l2norm', 'conv4_3_norm'),))
+    extra_scopes=(('l2norm', 'conv4_3_norm'),), stems=STEMS)

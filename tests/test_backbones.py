@@ -92,3 +92,25 @@ def test_every_builtin_backbone_declares_its_convention():
   for name in ('mobilenet_v1', 'mobilenet_v2'):
     convention = backbones.get(name).convention
     assert convention.mean_rgb == (127.5,) * 3 and convention.std_rgb == (127.5,) * 3
+
+
+def test_a_stem_the_backbone_lacks_or_pretrained_weights_do_not_fit_is_refused():
+  from net import validation
+  quick = dict(architecture='ssd_quick', image_size=192, width_multiplier=0.25,
+               anchor_min_scale=0.08, anchor_max_scale=0.85)
+  assert backbones.get('vgg16').stems == ('reference', 'strided')
+  assert backbones.get('mobilenet_v1').stems == ('reference',)
+  validation.validate(config_lib.SSDConfig(model=config_lib.ModelConfig(stem='strided', **quick)))
+  with pytest.raises(ValueError, match='--stem=strided: backbone mobilenet_v1 has the stems '
+                                       'reference.'):
+    validation.validate(config_lib.SSDConfig(model=config_lib.ModelConfig(
+        stem='strided', backbone='mobilenet_v1', **quick)), training=False)
+  with pytest.raises(ValueError, match=r'--checkpoint_path \(ImageNet vgg16\) fits the reference '
+                                       'stem only: drop --stem=strided.'):
+    validation.validate(config_lib.SSDConfig(
+        model=config_lib.ModelConfig(stem='strided', **dict(quick, width_multiplier=1.0)),
+        train=config_lib.TrainConfig(checkpoint_path='vgg_16.ckpt')))
+  with pytest.raises(ValueError, match='Backbone mobilenet_v2 has no --stem=strided'):
+    with tf.Graph().as_default():
+      ssd_net.build_ssd(tf.zeros([1, 192, 192, 3]), 'ssd_quick', 3, [4, 6, 6, 6, 4],
+                        backbone='mobilenet_v2', stem='strided')

@@ -189,3 +189,50 @@ def test_unknown_weight_init_is_refused_before_training():
   bad = config_lib.SSDConfig(train=config_lib.TrainConfig(weight_init='he'))
   with pytest.raises(ValueError, match=r"--weight_init must be one of xavier, glorot, got 'he'\."):
     validation.validate(bad)
+
+
+def test_the_strided_stem_is_one_stride_2_convolution_in_place_of_conv1_and_pool1():
+  """--stem=strided: conv1_1 with stride 2 ('SAME': on an even input no pad at the top/left, one
+  row/column at the bottom/right), no conv1_2, no pool1; every later layer as the reference."""
+  with tf.Graph().as_default():
+    images = tf1.placeholder(tf.float32, [None, 192, 192, 3])
+    with tf1.variable_scope('reference'):
+      reference = vgg.vgg16_reduced_fc(images, width_multiplier=0.25, batch_norm=True)
+    with tf1.variable_scope('strided'):
+      strided = vgg.vgg16_reduced_fc(images, width_multiplier=0.25, batch_norm=True,
+                                     stem='strided')
+    shapes = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
+  assert strided['conv1_1'].shape.as_list() == [None, 96, 96, 16]
+  assert strided['pool1'] is strided['conv1_1'] and 'conv1_2' not in strided
+  assert sorted(reference) == sorted(list(strided) + ['conv1_2'])
+  for name in strided:
+    if name != 'conv1_1':
+      assert strided[name].shape.as_list() == reference[name].shape.as_list(), name
+  assert strided['conv4_3'].shape.as_list() == [None, 24, 24, 128]
+  reference_names = {n[len('reference/'):]: s for n, s in shapes.items()
+                     if n.startswith('reference/')}
+  strided_names = {n[len('strided/'):]: s for n, s in shapes.items() if n.startswith('strided/')}
+  assert {n: s for n, s in reference_names.items()
+          if not n.startswith('vgg_16/conv1/conv1_2/')} == strided_names
+  with pytest.raises(ValueError, match="VGG16 has no stem 'patchify': use one of reference, "
+                                       'strided.'):
+    with tf.Graph().as_default():
+      vgg.vgg16_reduced_fc(tf1.placeholder(tf.float32, [None, 64, 64, 3]), stem='patchify')
+
+
+def test_the_strided_stem_computes_a_stride_2_convolution_with_relu():
+  rng = np.random.RandomState(3)
+  x = rng.uniform(-1, 1, [1, 8, 8, 3]).astype(np.float32)
+  with tf.Graph().as_default():
+    end_points = vgg.vgg16_reduced_fc(tf.constant(x), width_multiplier=1 / 16, stem='strided')
+    kernel = [v for v in tf1.global_variables() if v.op.name == 'vgg_16/conv1/conv1_1/weights'][0]
+    with tf1.Session() as sess:
+      sess.run(tf1.global_variables_initializer())
+      out, k = sess.run([end_points['conv1_1'], kernel])
+  padded = np.pad(x, [(0, 0), (0, 1), (0, 1), (0, 0)])  # 'SAME', even input, stride 2
+  expected = np.zeros([1, 4, 4, 8])
+  for i in range(4):
+    for j in range(4):
+      expected[0, i, j] = np.einsum('abc,abcd->d', padded[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3],
+                                    k)
+  np.testing.assert_allclose(out, np.maximum(expected, 0), atol=1e-5)  # biases start at 0

@@ -59,6 +59,10 @@ class ModelConfig:
   backbone_batch_norm: bool = _setting(
       False, 'Batch norm in the VGG backbone (quick from-scratch models; reference off). '
       'MobileNets always have it.')
+  stem: str = _setting(
+      'reference', "The backbone's first layers: reference (its paper's, what pretrained "
+      'weights fit) or, for VGG16, strided: one 3x3 stride-2 convolution in place of conv1_1, '
+      'conv1_2 and pool1 (quick from-scratch models; net/vgg.py).')
   extra_batch_norm: bool = _setting(
       False, "Batch norm in the extra layers and SSDLite's depthwise head layers (reference off).")
   data_format: str = _setting('NHWC', 'NHWC (CPU) or NCHW (faster on GPU).')
