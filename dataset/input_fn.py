@@ -31,6 +31,7 @@ import tensorflow as tf
 from dataset import tfrecord_io
 from preprocessing import augmentation_ops
 from preprocessing import ssd_preprocessing
+from utility import checkpoint
 from utility import target_assigner
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -246,13 +247,6 @@ def seed_at_step(seed, step):
   return (int(seed) * 1000003 + int(step)) % (2 ** 31 - 1)
 
 
-def _start_step(run_config):
-  """The global step an Estimator.train call starts from: its model_dir's last checkpoint."""
-  model_dir = getattr(run_config, 'model_dir', None)
-  latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
-  return int(latest.rsplit('-', 1)[-1]) if latest else 0
-
-
 def make_train_input_fn(file_pattern, ssd_config, model_inputs, seed=None):
   """Estimator input_fn; under a distribution strategy it batches per replica.
 
@@ -268,7 +262,8 @@ def make_train_input_fn(file_pattern, ssd_config, model_inputs, seed=None):
     batch = (input_context.get_per_replica_batch_size(global_batch) if input_context
              else global_batch)
     return train_dataset(file_pattern, ssd_config, model_inputs, batch, input_context,
-                         seed_at_step(seed, _start_step(config)))
+                         seed_at_step(seed, checkpoint.checkpoint_step(
+                             getattr(config, 'model_dir', None))))
 
   return input_fn
 

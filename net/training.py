@@ -15,6 +15,7 @@ from net import model_fn as model_fn_lib
 from net import run_config as run_config_lib
 from net import time_budget
 from net import validation
+from utility import checkpoint
 from utility import config as config_lib
 
 NAN_CAUSES = ('Likely causes: a learning rate too high for this batch size or model (lower '
@@ -68,8 +69,8 @@ def _as_flag(name, value):
 def _log_start(ssd_config, model_dir):
   latest = tf.train.latest_checkpoint(model_dir)
   if latest:
-    logging.info('Resuming from %s (step %d of %d).', latest, _checkpoint_step(model_dir),
-                 ssd_config.train.max_number_of_steps)
+    logging.info('Resuming from %s (step %d of %d).', latest,
+                 checkpoint.checkpoint_step(model_dir), ssd_config.train.max_number_of_steps)
   elif ssd_config.train.checkpoint_path:
     logging.info('Fresh start: backbone from %s, the rest initialised randomly.',
                  ssd_config.train.checkpoint_path)
@@ -82,11 +83,6 @@ def _eval_progress(eval_input_fn):
   carries its batch size and image count (another input_fn logs counts without an ETA)."""
   return hooks.EvaluationProgressHook(getattr(eval_input_fn, 'num_images', 0),
                                       getattr(eval_input_fn, 'batch_size', 1))
-
-
-def _checkpoint_step(model_dir):
-  latest = tf.train.latest_checkpoint(model_dir)
-  return int(latest.rsplit('-', 1)[-1]) if latest else 0
 
 
 def _timed_part(make_estimator, train_config, train_input_fn, max_steps):
@@ -109,7 +105,7 @@ def _follow_time_budget(train_config, model_dir, make_estimator, train_input_fn,
                  the_plan.max_number_of_steps, the_plan.boundaries_text() or 'none')
     return time_budget.apply(train_config, the_plan)
   accumulation = train_config.gradient_accumulation_steps
-  done = _checkpoint_step(model_dir)
+  done = checkpoint.checkpoint_step(model_dir)
   # A run resumed on a provisional plan counts what it had spent: the plan's time, and the
   # steps trained since at the plan's speed.
   spent_before = 0.0

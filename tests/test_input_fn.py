@@ -80,8 +80,9 @@ def test_seeded_input_fn_starts_where_the_model_dir_stopped(tiny_records, tmp_pa
     return _run(lambda: make(config=run_config), 1)[0][0]['image']
 
   def seeded_images(seed):
-    return _run(lambda: input_fn.train_dataset(pattern, config, inputs,
-                                               config.train.batch_size, seed=seed), 1)[0][0]['image']
+    dataset = lambda: input_fn.train_dataset(pattern, config, inputs, config.train.batch_size,
+                                             seed=seed)
+    return _run(dataset, 1)[0][0]['image']
 
   fresh = first_images()
   np.testing.assert_array_equal(fresh, seeded_images(11))

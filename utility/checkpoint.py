@@ -98,6 +98,12 @@ def _full_shape(relative_name, reduced_shape):
   return [4 * shape[0]]
 
 
+def checkpoint_step(model_dir):
+  """The global step of model_dir's newest checkpoint (its name's -N suffix); 0 without one."""
+  latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
+  return int(latest.rsplit('-', 1)[-1]) if latest else 0
+
+
 def model_dir_has_checkpoint(model_dir):
   """True if model_dir holds a checkpoint of its own (then it is resumed, not re-initialised)."""
   return bool(model_dir) and tf.train.latest_checkpoint(model_dir) is not None
