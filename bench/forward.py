@@ -3,6 +3,7 @@
     python bench/forward.py            # SSD300, NHWC, width 1.0, random weights, batch 1 and 8
     python bench/forward.py --architecture=ssdlite     # SSDLite-MobileNetV2
     python bench/forward.py --architecture=ssd300 --backbone=mobilenet_v1
+    python bench/forward.py --architecture=ssd_quick --width_multiplier=0.25 --stem=strided
     python bench/forward.py --table    # parameters and multiply-adds of every backbone x head
     python bench/forward.py --compute_dtype=bfloat16   # bfloat16 convolutions (AVX512_BF16/AMX)
     python bench/forward.py --batch_sizes=8 --trace_batch_size=8   # where the time goes, per op
@@ -48,6 +49,7 @@ tf1 = tf.compat.v1
 flags.DEFINE_enum('architecture', 'ssd300', sorted(ssd_net.ARCHITECTURES), 'Network to time.')
 flags.DEFINE_string('backbone', '', "Backbone; '' = the architecture's own.")
 flags.DEFINE_float('width_multiplier', 1.0, 'Backbone width.')
+flags.DEFINE_string('stem', 'reference', "The backbone's first layers (--stem of train_ssd.py).")
 flags.DEFINE_bool('table', False, 'Only print parameters and multiply-adds of TABLE_MODELS.')
 flags.DEFINE_list('batch_sizes', ['1', '8'], 'Batch sizes to time.')
 flags.DEFINE_integer('warmup', 2, 'Untimed batches before timing each batch size.')
@@ -161,7 +163,8 @@ def main(argv):
   algorithm, reason = kernel_support.choose_conv_algorithm(
       FLAGS.conv_algorithm, 'NHWC', FLAGS.compute_dtype, kernel_support.current_machine())
   config = dataclasses.replace(model_config(architecture, FLAGS.backbone, FLAGS.width_multiplier),
-                               compute_dtype=FLAGS.compute_dtype, conv_algorithm=algorithm)
+                               compute_dtype=FLAGS.compute_dtype, conv_algorithm=algorithm,
+                               stem=FLAGS.stem)
   graph, images, outputs, parameters, macs = build(config)
   results = {}
   with graph.as_default(), tf1.Session() as session:

@@ -65,6 +65,12 @@ class Backbone:
   always_batch_norm: bool = False
   stems: Tuple[str, ...] = (REFERENCE_STEM,)
 
+  def check_stem(self, stem):
+    """Raises ValueError naming --stem unless this backbone builds `stem`."""
+    if stem not in self.stems:
+      raise ValueError('Backbone %s has no --stem=%s: use one of %s.'
+                       % (self.name, stem, ', '.join(self.stems)))
+
   def parameter_parts(self):
     """(part, scope) pairs of the backbone's variables for ssd_net.count_parameters."""
     return (('backbone', self.scope),) + tuple(self.extra_scopes)

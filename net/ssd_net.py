@@ -140,9 +140,7 @@ def source_names(architecture, backbone=''):
 
 
 def _backbone_options(data_format, width_multiplier, is_training, batch_norm, backbone, stem):
-  if stem not in backbone.stems:
-    raise ValueError('Backbone %s has no --stem=%s: use one of %s.'
-                     % (backbone.name, stem, ', '.join(backbone.stems)))
+  backbone.check_stem(stem)
   return backbones.BuildOptions(data_format=data_format, width_multiplier=width_multiplier,
                                 is_training=is_training,
                                 batch_norm=bool(batch_norm or backbone.always_batch_norm),

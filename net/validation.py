@@ -40,10 +40,7 @@ def validate(ssd_config, training=True):
 def _check_model(model):
   ssd_net.get_architecture(model.architecture)  # raises naming the architectures
   labels.check_category_ids(model.category_ids, model.class_names)
-  backbone = model_spec.backbone(model)  # raises naming --backbone
-  if model.stem not in backbone.stems:
-    raise ValueError('--stem=%s: backbone %s has the stems %s.'
-                     % (model.stem, backbone.name, ', '.join(backbone.stems)))
+  model_spec.backbone(model).check_stem(model.stem)  # raises naming --backbone or --stem
   if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
     raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'
                      % (model.neg_threshold, model.match_threshold))

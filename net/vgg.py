@@ -15,9 +15,10 @@ L2 normalization (scale ``<model_scope>/conv4_3_norm/scale``, initialised to 20)
 
 Stems (``--stem``): 'reference' is conv1_1, conv1_2 at the input resolution, then pool1.
 'strided' (not in the reference, no pretrained weights) is one 3x3 stride-2 convolution
-``conv1/conv1_1`` of conv1's depth in their place, with the same output size as pool1: the two
-full-resolution layers are a fifth of the quarter-width quick model's multiply-adds and more of
-its time (README, "Results of make demo"), for a from-scratch model.
+``conv1/conv1_1`` of conv1's depth in their place, with the same output size as pool1, for
+from-scratch models: in the quarter-width quick model the two full-resolution layers are 101 of
+875 million multiply-adds per image and a larger share of its time (README, "Results of make
+demo").
 
 Image convention of the backbone weights
 ----------------------------------------
@@ -96,7 +97,7 @@ def vgg16_reduced_fc(images, data_format='NHWC', width_multiplier=1.0, is_traini
     for block_index, (block, num_convs, depth) in enumerate(_CONV_BLOCKS):
       first_strided = strided and block_index == 0
       with tf1.variable_scope(block):
-        for conv_index in range(1, (1 if first_strided else num_convs) + 1):
+        for conv_index in range(1, 2 if first_strided else num_convs + 1):
           name = '%s_%d' % (block, conv_index)
           net = layers.conv2d(net, scaled_depth(depth, width_multiplier), 3, scope=name,
                               stride=2 if first_strided else 1, data_format=data_format,

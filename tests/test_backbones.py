@@ -101,7 +101,7 @@ def test_a_stem_the_backbone_lacks_or_pretrained_weights_do_not_fit_is_refused()
   assert backbones.get('vgg16').stems == ('reference', 'strided')
   assert backbones.get('mobilenet_v1').stems == ('reference',)
   validation.validate(config_lib.SSDConfig(model=config_lib.ModelConfig(stem='strided', **quick)))
-  with pytest.raises(ValueError, match='--stem=strided: backbone mobilenet_v1 has the stems '
+  with pytest.raises(ValueError, match='Backbone mobilenet_v1 has no --stem=strided: use one of '
                                        'reference.'):
     validation.validate(config_lib.SSDConfig(model=config_lib.ModelConfig(
         stem='strided', backbone='mobilenet_v1', **quick)), training=False)
