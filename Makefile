@@ -48,12 +48,10 @@ check-platforms: $(STAMP)
 test: $(STAMP)
 	$(VPY) -m pytest -q tests
 
-# The demos run oneDNN on every CPU: TensorFlow turns it on by itself only where the CPU has
-# AVX-512 VNNI/BF16 or AMX, and on an AVX2-only EPYC it trains the quick model 1.6x faster than
-# the default kernels (11.5 against 7.3 images/s, bench/train_step.py
-# --flagfile=configs/quick.flags; README, "Measured figures"), so the time budget buys more
-# steps there. TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps the default kernels.
-demo demo-coco: export TF_ENABLE_ONEDNN_OPTS ?= 1
+# oneDNN: each script decides it for its job on this CPU before TensorFlow runs (utility/onednn.py:
+# on where TensorFlow turns it on itself, and on AVX2-only x86 CPUs, where it trains the quick
+# model 1.67x faster and runs inference 1.4-1.8x faster; README, "Measured figures").
+# TF_ENABLE_ONEDNN_OPTS=0 or =1 in the environment overrides it.
 
 demo: $(STAMP)
 	@echo "==> [1/6] Generating a synthetic VOC-format dataset in $(DEMO_DATA) (seed $(DEMO_SEED))"

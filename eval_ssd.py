@@ -23,7 +23,6 @@ into <det_dir>/results.tar.gz to upload (utility/voc_submission.py); --json_outp
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -105,4 +104,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  script_setup.run(main, job='inference')

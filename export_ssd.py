@@ -27,7 +27,6 @@ import time
 if not __package__:
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
@@ -80,4 +79,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  script_setup.run(main, job='inference')

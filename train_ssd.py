@@ -13,7 +13,6 @@ Several machines: set TF_CONFIG on each worker (README, "Multi-worker training")
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -45,6 +44,7 @@ def main(argv):
   script_setup.setup()
   try:
     ssd_config = ssd_flags.config_from_flags(FLAGS, data_dir=FLAGS.data_dir)
+    script_setup.decide_onednn('training', model_spec.plain_full_width(ssd_config.model))
     if FLAGS.num_classes and FLAGS.num_classes != ssd_config.model.num_classes:
       raise ValueError('--num_classes=%d does not match the %d class names + background; fix '
                        '--num_classes or --class_names.'
@@ -63,4 +63,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  script_setup.run(main, job='training')

@@ -5,6 +5,7 @@ the direct convolution's multiply-adds per second of Winograd time, so the two c
     python bench/conv_peak.py                      # float32, batch 8
     python bench/conv_peak.py --compute_dtype=bfloat16
     TF_ENABLE_ONEDNN_OPTS=0 python bench/conv_peak.py   # TensorFlow's default kernels
+        (without it: oneDNN as bench/forward.py decides it, utility/onednn.py)
     python bench/conv_peak.py --conv_algorithm=winograd  # net/winograd.py, layer by layer
 
 What bench/forward.py's GMAC/s column is to be compared with: a network running at these
@@ -28,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from net import winograd  # noqa: E402
 from utility import hardware  # noqa: E402
+from utility import onednn  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -101,5 +103,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  onednn.apply('inference')  # the kernels bench/forward.py runs (utility/onednn.py)
   tf1.disable_eager_execution()
   app.run(main)

@@ -42,6 +42,7 @@ from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
 from utility import config as config_lib  # noqa: E402
 from utility import hardware  # noqa: E402
+from utility import onednn  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -166,4 +167,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  onednn.apply('inference')  # as eval_ssd.py and the demo decide it (utility/onednn.py)
   app.run(main)

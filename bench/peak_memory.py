@@ -38,6 +38,7 @@ from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
 from utility import config as config_lib  # noqa: E402
 from utility import hardware  # noqa: E402
+from utility import onednn  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -101,6 +102,8 @@ def run_child(spec):
   architecture, backbone, batch_size = spec.split(':')
   accumulation_steps = FLAGS.gradient_accumulation_steps
   ssd_config = _ssd_config(architecture, backbone, int(batch_size), accumulation_steps)
+  # oneDNN as train_ssd.py decides it for this network (utility/onednn.py).
+  onednn.apply('training', plain_full_width=model_spec.plain_full_width(ssd_config.model))
   with tf.Graph().as_default(), tempfile.TemporaryDirectory() as model_dir:
     tf1.set_random_seed(0)
     features, labels = _random_batch(ssd_config, int(batch_size))

@@ -31,6 +31,15 @@ def image_convention(model_config):
   return backbone(model_config).convention
 
 
+def plain_full_width(model_config):
+  """True for a network without batch norm anywhere at full width (the reference VGG16
+  SSD300/SSD512): the kind TensorFlow's default CPU kernels train faster than oneDNN on AVX2
+  CPUs (utility/onednn.py)."""
+  batch_norm = (model_config.backbone_batch_norm or model_config.extra_batch_norm
+                or backbone(model_config).always_batch_norm)
+  return not batch_norm and model_config.width_multiplier >= 1.0
+
+
 def anchor_layers(model_config):
   """Anchor layers (utility.anchors.AnchorLayer tuple) for a ModelConfig.
 

@@ -62,6 +62,16 @@ def tiny_config(**train_overrides):
       input=config.InputConfig(shuffle_buffer=16, max_boxes_per_image=20))
 
 
+def same_kernels_env(**extra):
+  """os.environ for a script run in a subprocess whose numbers a test compares with this
+  process's: TF_ENABLE_ONEDNN_OPTS pinned to the kernels this process runs (the scripts
+  otherwise decide oneDNN themselves, utility/onednn.py, and on an AVX2 CPU would turn it on)."""
+  from utility import hardware
+  env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS='1' if hardware.onednn_enabled() else '0')
+  env.update(extra)
+  return env
+
+
 def train_tiny(config, records, model_dir, **kwargs):
   """net.training.train on the tiny records (input functions as train_ssd.py builds them)."""
   from dataset import input_fn

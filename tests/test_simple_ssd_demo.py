@@ -10,7 +10,7 @@ import tensorflow as tf
 from net import detector as detector_lib
 from net import export
 from net import model_fn
-from tests.conftest import TINY_CLASSES, tiny_config
+from tests.conftest import TINY_CLASSES, same_kernels_env, tiny_config
 from utility import checkpoint
 from utility import config as config_lib
 from utility import detection_demo
@@ -91,7 +91,7 @@ def test_demo_script_draws_exactly_the_detections_above_the_threshold(model_dir,
   run = subprocess.run(
       [sys.executable, os.path.join(REPO_ROOT, 'simple_ssd_demo.py'), '--model_dir=' + model_dir,
        '--input=%s' % input_dir, '--output=%s' % output_dir, '--score_threshold=%r' % threshold],
-      cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+      cwd=REPO_ROOT, env=same_kernels_env(), capture_output=True, text=True, timeout=300)
 
   assert run.returncode == 0, run.stderr
   assert sorted(os.listdir(output_dir)) == ['a_street.jpg', 'b_room.png']

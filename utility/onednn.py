@@ -1,0 +1,101 @@
+"""Whether TensorFlow runs its oneDNN CPU kernels: one decision per job, network kind and CPU
+kind, made by each script before TensorFlow runs its first op.
+
+TensorFlow 2.15 on x86-64 turns oneDNN on by itself only on CPUs with AVX-512 VNNI/BF16 or AMX
+(utility/hardware.py). On the AVX2-only CPUs measured here (2 cores; README, "Measured figures",
+has each command) its default kernels are the slower choice for most of this project's graphs,
+so the scripts turn oneDNN on there, except for the one case where the default kernels won:
+
+- inference (eval_ssd.py, export_ssd.py, simple_ssd_demo.py, bench/forward.py, bench/inference.py,
+  bench/conv_peak.py): oneDNN on. With it the 3x3 convolutions of inference graphs run by
+  Winograd (net/kernel_support.choose_conv_algorithm). SSD300 on a Zen 3, `bench/speed_report.py`:
+  forward 2.61 / 3.36 images/s at batch 1 / 8 against 2.07 / 1.93 with the default kernels,
+  detection 2.47 / 2.25 against 1.79 / 1.93.
+- training (train_ssd.py, bench/train_step.py, bench/peak_memory.py) of a network with batch
+  norm or below full width: oneDNN on. `bench/train_step.py --flagfile=configs/<recipe>.flags
+  --skip_pipeline` on a Zen 3: the quick model of `make demo` 15.2 against 9.1 images/s (10.9
+  against 8.3 on a Zen 2), SSDLite-MobileNetV2 10.0 against 6.3, SSD300-MobileNetV1 6.6
+  against 6.3 (batch 8), the quick model without batch norm 16.1 against 14.1.
+- training of a network without batch norm at full width (the reference SSD300 / SSD512
+  VGG16): TensorFlow's default kernels, which train SSD300 1.3x faster there (0.57 against 0.44
+  images/s at batch 8 on a Zen 3, 0.42 against 0.31 on a Zen 2).
+
+Where TensorFlow already turns it on (AVX-512 VNNI/BF16 or AMX), on CPUs without AVX2, on other
+architectures and where the flags are unknown (macOS, Windows), TensorFlow's own default stays:
+nothing was measured there. TF_ENABLE_ONEDNN_OPTS in the environment always wins.
+
+TensorFlow reads TF_ENABLE_ONEDNN_OPTS the first time it asks whether oneDNN is on (its first
+graph optimisation or kernel), not when it is imported, so ``apply`` works after the imports as
+long as no op has run: utility.script_setup calls it before an inference script's main, and
+train_ssd.py once its settings say which network it trains.
+"""
+
+import os
+
+from utility import hardware
+
+ENV = 'TF_ENABLE_ONEDNN_OPTS'
+JOBS = ('inference', 'training')
+
+# The CPU flags (as /proc/cpuinfo spells them) with which TensorFlow 2.15 turns oneDNN on itself.
+TENSORFLOW_ONEDNN_CPU_FLAGS = ('avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8')
+
+_decision = None  # (value or None, reason) of apply() in this process
+
+
+def choose(job, cpu_flags, environ, plain_full_width=False):
+  """Whether `job` should run oneDNN on a CPU with `cpu_flags`.
+
+  Args:
+    job: 'inference' or 'training' (JOBS).
+    cpu_flags: set of the CPU's instruction-set flags (utility.hardware.cpu_model_and_flags).
+    environ: the process environment (a mapping).
+    plain_full_width: training a network without batch norm at full width (the reference
+      VGG16 SSD300/SSD512; net.model_spec.plain_full_width).
+
+  Returns:
+    (value, reason): value '1' to turn oneDNN on, None to leave TensorFlow's default (or the
+    environment's setting); reason one sentence for the log.
+
+  Raises:
+    ValueError: for an unknown job.
+  """
+  if job not in JOBS:
+    raise ValueError('oneDNN job must be one of %s, got %r.' % (', '.join(JOBS), job))
+  if environ.get(ENV) is not None:
+    return None, '%s=%s in the environment decides oneDNN.' % (ENV, environ[ENV])
+  if any(flag in cpu_flags for flag in TENSORFLOW_ONEDNN_CPU_FLAGS):
+    return None, ('TensorFlow turns oneDNN on by itself on this CPU (AVX-512 VNNI/BF16 or '
+                  'AMX).')
+  if 'avx2' not in cpu_flags:
+    return None, ("this CPU reports no AVX2 (or its flags are unknown here): TensorFlow's "
+                  'default kernels, as nothing faster was measured on such a CPU.')
+  if job == 'training' and plain_full_width:
+    return None, ("TensorFlow's default kernels for training a network without batch norm at "
+                  'full width on an AVX2 CPU: they train SSD300-VGG16 1.3x faster than oneDNN '
+                  'there (utility/onednn.py; %s=1 turns oneDNN on).' % ENV)
+  what = 'inference' if job == 'inference' else 'training a network with batch norm or thin'
+  return '1', ("oneDNN on for %s on an AVX2 CPU without AVX-512 VNNI, where it was measured "
+               "faster than TensorFlow's default kernels (utility/onednn.py; %s=0 keeps the "
+               'default kernels).' % (what, ENV))
+
+
+def apply(job, environ=None, cpu_flags=None, plain_full_width=False):
+  """Sets TF_ENABLE_ONEDNN_OPTS for this process as ``choose`` decides; returns the reason.
+
+  Call before TensorFlow runs anything. The decision is kept for ``decision()``, which the
+  scripts log once logging is set up.
+  """
+  global _decision
+  environ = os.environ if environ is None else environ
+  cpu_flags = hardware.cpu_model_and_flags()[1] if cpu_flags is None else cpu_flags
+  value, reason = choose(job, cpu_flags, environ, plain_full_width)
+  if value is not None:
+    environ[ENV] = value
+  _decision = (value, reason)
+  return reason
+
+
+def decision():
+  """(value or None, reason) of this process's apply(), or None if it was not called."""
+  return _decision
