@@ -13,7 +13,9 @@ DEMO_DIR ?= demo_output
 DEMO_SEED ?= 0
 DEMO_TRAINVAL ?= 3000
 DEMO_TEST ?= 300
-DEMO_FLAGS ?= configs/quick.flags
+# The quick recipe for this CPU (utility/demo_recipe.py): configs/quick.flags (thin VGG16) where
+# the CPU computes bfloat16 natively or with GPU=1, else configs/quick_mobilenet.flags.
+DEMO_FLAGS ?= $(if $(GPU),configs/quick.flags,$(shell $(VPY) -m utility.demo_recipe))
 DEMO_TRAIN_FLAGS ?=
 DEMO_DATA_FLAGS ?=
 DEMO_DATA := $(DEMO_DIR)/voc
@@ -48,9 +50,9 @@ check-platforms: $(STAMP)
 test: $(STAMP)
 	$(VPY) -m pytest -q tests
 
-# oneDNN: each script decides it for its job on this CPU before TensorFlow runs (utility/onednn.py:
-# on where TensorFlow turns it on itself, and on AVX2-only x86 CPUs, where it trains the quick
-# model 1.67x faster and runs inference 1.4-1.8x faster; README, "Measured figures").
+# oneDNN: each script decides it for its job and this CPU before TensorFlow runs
+# (utility/onednn.py): on AVX2-only x86 CPUs it turns oneDNN on for the demo's training (the
+# quick model trains 1.67x faster with it) and its inference (1.4-1.7x); README, "Which CPU".
 # TF_ENABLE_ONEDNN_OPTS=0 or =1 in the environment overrides it.
 
 demo: $(STAMP)
@@ -62,6 +64,7 @@ demo: $(STAMP)
 	    --output_directory=$(DEMO_RECORDS) --train_splits=VOC2007:trainval \
 	    --val_splits=VOC2007:test --train_shards=4 --val_shards=2
 	@echo "==> [3/6] Training the quick SSD ($(DEMO_FLAGS)) into $(DEMO_MODEL)"
+	@$(if $(filter file,$(origin DEMO_FLAGS)),$(if $(GPU),true,$(VPY) -m utility.demo_recipe --why),true)
 	$(VPY) train_ssd.py --flagfile=$(DEMO_FLAGS) --data_dir=$(DEMO_RECORDS) \
 	    --model_dir=$(DEMO_MODEL) --tf_random_seed=$$(( $(DEMO_SEED) + 1 )) $(DEMO_TRAIN_FLAGS)
 	@echo "==> [4/6] Evaluating on the test split (VOC07 11-point AP)"

@@ -23,8 +23,13 @@ into <det_dir>/results.tar.gz to upload (utility/voc_submission.py); --json_outp
 import os
 import sys
 
-from absl import flags
-from absl import logging
+if __name__ == '__main__':  # before TensorFlow is imported: it reads the choice then
+  from utility import onednn  # noqa: E402  (imports no TensorFlow)
+  onednn.apply('inference')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -104,4 +109,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  script_setup.run(main, job='inference')
+  app.run(main)

@@ -19,6 +19,11 @@ import sys
 if not __package__:
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+if __name__ == '__main__':  # before TensorFlow is imported: it reads the choice then
+  from utility import onednn  # noqa: E402  (imports no TensorFlow)
+  onednn.apply('inference')
+
+from absl import app
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
@@ -60,4 +65,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  script_setup.run(main, job='inference')
+  app.run(main)

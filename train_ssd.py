@@ -13,6 +13,7 @@ Several machines: set TF_CONFIG on each worker (README, "Multi-worker training")
 import os
 import sys
 
+from absl import app
 from absl import flags
 from absl import logging
 
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  script_setup.run(main, job='training')
+  app.run(main)

@@ -22,6 +22,10 @@ import time
 if not __package__:  # Run as a script: put the repo root on sys.path.
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+if __name__ == '__main__':  # before TensorFlow is imported: it reads the choice then
+  from utility import onednn  # noqa: E402  (imports no TensorFlow)
+  onednn.apply('inference')
+
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
@@ -29,7 +33,6 @@ import tensorflow as tf  # noqa: E402
 
 from net import winograd  # noqa: E402
 from utility import hardware  # noqa: E402
-from utility import onednn  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -103,6 +106,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  onednn.apply('inference')  # the kernels bench/forward.py runs (utility/onednn.py)
   tf1.disable_eager_execution()
   app.run(main)

@@ -4,6 +4,8 @@
     python bench/forward.py --architecture=ssdlite     # SSDLite-MobileNetV2
     python bench/forward.py --architecture=ssd300 --backbone=mobilenet_v1
     python bench/forward.py --architecture=ssd_quick --width_multiplier=0.25 --stem=strided
+    python bench/forward.py --architecture=ssd_quick --backbone=mobilenet_v1 \
+        --width_multiplier=0.5 --backbone_sources=stride8
     python bench/forward.py --table    # parameters and multiply-adds of every backbone x head
     python bench/forward.py --compute_dtype=bfloat16   # bfloat16 convolutions (AVX512_BF16/AMX)
     python bench/forward.py --batch_sizes=8 --trace_batch_size=8   # where the time goes, per op
@@ -31,6 +33,10 @@ import time
 if not __package__:  # Run as a script: put the repo root on sys.path.
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+if __name__ == '__main__':  # before TensorFlow is imported: it reads the choice then
+  from utility import onednn  # noqa: E402  (imports no TensorFlow)
+  onednn.apply('inference')
+
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
@@ -43,7 +49,6 @@ from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
 from net import winograd  # noqa: E402
 from utility import hardware  # noqa: E402
-from utility import onednn  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -51,6 +56,8 @@ flags.DEFINE_enum('architecture', 'ssd300', sorted(ssd_net.ARCHITECTURES), 'Netw
 flags.DEFINE_string('backbone', '', "Backbone; '' = the architecture's own.")
 flags.DEFINE_float('width_multiplier', 1.0, 'Backbone width.')
 flags.DEFINE_string('stem', 'reference', "The backbone's first layers (--stem of train_ssd.py).")
+flags.DEFINE_string('backbone_sources', 'reference',
+                    'The layers feeding the heads (--backbone_sources of train_ssd.py).')
 flags.DEFINE_bool('table', False, 'Only print parameters and multiply-adds of TABLE_MODELS.')
 flags.DEFINE_list('batch_sizes', ['1', '8'], 'Batch sizes to time.')
 flags.DEFINE_integer('warmup', 2, 'Untimed batches before timing each batch size.')
@@ -165,7 +172,7 @@ def main(argv):
       FLAGS.conv_algorithm, 'NHWC', FLAGS.compute_dtype, kernel_support.current_machine())
   config = dataclasses.replace(model_config(architecture, FLAGS.backbone, FLAGS.width_multiplier),
                                compute_dtype=FLAGS.compute_dtype, conv_algorithm=algorithm,
-                               stem=FLAGS.stem)
+                               stem=FLAGS.stem, backbone_sources=FLAGS.backbone_sources)
   graph, images, outputs, parameters, macs = build(config)
   results = {}
   with graph.as_default(), tf1.Session() as session:
@@ -208,5 +215,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  onednn.apply('inference')  # as eval_ssd.py and the demo decide it (utility/onednn.py)
   app.run(main)

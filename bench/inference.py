@@ -29,6 +29,10 @@ if not __package__:  # Run as a script: put the repo root on sys.path.
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+if __name__ == '__main__':  # before TensorFlow is imported: it reads the choice then
+  from utility import onednn  # noqa: E402  (imports no TensorFlow)
+  onednn.apply('inference')
+
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import cv2  # noqa: E402
@@ -42,7 +46,6 @@ from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
 from utility import config as config_lib  # noqa: E402
 from utility import hardware  # noqa: E402
-from utility import onednn  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -167,5 +170,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  onednn.apply('inference')  # as eval_ssd.py and the demo decide it (utility/onednn.py)
   app.run(main)

@@ -102,8 +102,6 @@ def run_child(spec):
   architecture, backbone, batch_size = spec.split(':')
   accumulation_steps = FLAGS.gradient_accumulation_steps
   ssd_config = _ssd_config(architecture, backbone, int(batch_size), accumulation_steps)
-  # oneDNN as train_ssd.py decides it for this network (utility/onednn.py).
-  onednn.apply('training', plain_full_width=model_spec.plain_full_width(ssd_config.model))
   with tf.Graph().as_default(), tempfile.TemporaryDirectory() as model_dir:
     tf1.set_random_seed(0)
     features, labels = _random_batch(ssd_config, int(batch_size))
@@ -136,6 +134,10 @@ def _measure(architecture, backbone, batch_size):
              '--gradient_accumulation_steps=%d' % FLAGS.gradient_accumulation_steps,
              '--steps=%d' % FLAGS.steps, '--warmup=%d' % FLAGS.warmup]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'))
+  # oneDNN as train_ssd.py decides it for this network (utility/onednn.py), set before the
+  # child imports TensorFlow.
+  onednn.apply('training', environ=env, plain_full_width=model_spec.plain_full_width(
+      _ssd_config(architecture, backbone, batch_size, FLAGS.gradient_accumulation_steps).model))
   result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
   lines = result.stdout.strip().splitlines()
   if result.returncode or not lines:

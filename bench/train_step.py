@@ -35,7 +35,7 @@ from net import model_fn  # noqa: E402
 from net import model_spec  # noqa: E402
 from bench import op_trace  # noqa: E402
 from utility import hardware  # noqa: E402
-from utility import onednn  # noqa: E402
+from utility import script_setup  # noqa: E402
 from utility import ssd_flags  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -91,8 +91,8 @@ def main(argv):
   if not FLAGS['batch_size'].present:
     FLAGS.batch_size = 8
   ssd_config = ssd_flags.config_from_flags(FLAGS, data_dir=FLAGS.data_dir)
-  # oneDNN as train_ssd.py decides it for this network (utility/onednn.py).
-  onednn.apply('training', plain_full_width=model_spec.plain_full_width(ssd_config.model))
+  # oneDNN as train_ssd.py decides it for this network (utility/onednn.py; may restart).
+  script_setup.decide_onednn('training', model_spec.plain_full_width(ssd_config.model))
   ssd_config = kernel_support.resolve_and_log(ssd_config, training=True)
   data_dir = FLAGS.data_dir or _make_data(tempfile.mkdtemp(prefix='train_bench_'))
   pattern = os.path.join(data_dir, 'train-*')

@@ -23,11 +23,16 @@ from utility import image_convention
 # them.
 REFERENCE_STEM = 'reference'
 
+# The source set every backbone has: the layers that feed the heads in its SSD paper (or the
+# OD API's config).
+REFERENCE_SOURCES = 'reference'
+
 # Options every backbone's build receives (from ModelConfig, resolved for this machine); stem is
-# one of the backbone's `stems`.
+# one of the backbone's `stems`, sources one of its `source_sets`.
 BuildOptions = collections.namedtuple(
-    'BuildOptions', ['data_format', 'width_multiplier', 'is_training', 'batch_norm', 'stem'])
-BuildOptions.__new__.__defaults__ = (REFERENCE_STEM,)
+    'BuildOptions', ['data_format', 'width_multiplier', 'is_training', 'batch_norm', 'stem',
+                     'sources'])
+BuildOptions.__new__.__defaults__ = (REFERENCE_STEM, REFERENCE_SOURCES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +58,8 @@ class Backbone:
       False if ModelConfig.backbone_batch_norm decides (VGG, whose reference has none).
     stems: the values of ModelConfig.stem its build understands, REFERENCE_STEM first (the
       only one pretrained weights fit).
+    source_sets: the values of ModelConfig.backbone_sources its build understands,
+      REFERENCE_SOURCES first: which of its layers it returns as sources.
   """
   name: str
   scope: str
@@ -64,12 +71,19 @@ class Backbone:
   pretrained_widths: Tuple[float, ...] = (1.0,)
   always_batch_norm: bool = False
   stems: Tuple[str, ...] = (REFERENCE_STEM,)
+  source_sets: Tuple[str, ...] = (REFERENCE_SOURCES,)
 
   def check_stem(self, stem):
     """Raises ValueError naming --stem unless this backbone builds `stem`."""
     if stem not in self.stems:
       raise ValueError('Backbone %s has no --stem=%s: use one of %s.'
                        % (self.name, stem, ', '.join(self.stems)))
+
+  def check_sources(self, sources):
+    """Raises ValueError naming --backbone_sources unless this backbone builds `sources`."""
+    if sources not in self.source_sets:
+      raise ValueError('Backbone %s has no --backbone_sources=%s: use one of %s.'
+                       % (self.name, sources, ', '.join(self.source_sets)))
 
   def parameter_parts(self):
     """(part, scope) pairs of the backbone's variables for ssd_net.count_parameters."""

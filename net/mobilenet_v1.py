@@ -7,7 +7,10 @@ depthwise convolution has stride 2); batch norm and ReLU6 after every convolutio
 Channel counts are ``int(depth * width_multiplier)`` (Keras ``alpha``).
 
 SSD sources (TF OD API ssd_mobilenet_v1: Conv2d_11_pointwise and Conv2d_13_pointwise):
-``conv_pw_11`` (stride 16: 19x19 at 300) and ``conv_pw_13`` (stride 32: 10x10).
+``conv_pw_11`` (stride 16: 19x19 at 300) and ``conv_pw_13`` (stride 32: 10x10). Not in the OD
+API: ``--backbone_sources=stride8`` puts ``conv_pw_5`` (stride 8: 24x24 at 192, the last layer
+at that stride, as VGG16's conv4_3 is) before them, for objects too small for a 16-pixel grid
+(the quick model of `make demo`: README, "Results of make demo"). The weights are the same.
 
 Padding: TF 'SAME' everywhere, as slim / the OD API. Keras pads the stride-2 layers by one
 pixel at the bottom/right only, which is the same on even inputs (224) and one pixel smaller on
@@ -37,7 +40,9 @@ _FIRST_DEPTH = 32
 # (pointwise depth, depthwise stride) of blocks 1..13 (paper table 1).
 _BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
            (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
-SOURCES = ('conv_pw_11', 'conv_pw_13')
+# --backbone_sources -> the pointwise layers returned as sources, finest first.
+SOURCE_SETS = {'reference': ('conv_pw_11', 'conv_pw_13'),
+               'stride8': ('conv_pw_5', 'conv_pw_11', 'conv_pw_13')}
 # Keras Applications ImageNet weights exist for these alphas.
 PRETRAINED_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
@@ -50,12 +55,14 @@ def scaled_depth(depth, width_multiplier):
 
 
 def build_sources(images, options):
-  """OrderedDict 'conv_pw_11' (stride 16), 'conv_pw_13' (stride 32) of MobileNet V1.
+  """OrderedDict 'conv_pw_11' (stride 16), 'conv_pw_13' (stride 32) of MobileNet V1, after
+  'conv_pw_5' (stride 8) with options.sources 'stride8'.
 
   Args:
     images: [batch, size, size, 3] in CONVENTION and options.data_format.
     options: net.backbones.BuildOptions (batch norm is always on).
   """
+  wanted = SOURCE_SETS[options.sources]
   conv = dict(data_format=options.data_format, batch_norm=True,
               is_training=options.is_training, activation=tf.nn.relu6)
   sources = collections.OrderedDict()
@@ -66,7 +73,7 @@ def build_sources(images, options):
       net = layers.depthwise_conv2d(net, 3, 'conv_dw_%d' % index, stride=stride, **conv)
       net = layers.conv2d(net, scaled_depth(depth, options.width_multiplier), 1,
                           'conv_pw_%d' % index, **conv)
-      if 'conv_pw_%d' % index in SOURCES:
+      if 'conv_pw_%d' % index in wanted:
         sources['conv_pw_%d' % index] = net
   return sources
 
@@ -89,4 +96,4 @@ init_from_checkpoint = keras_weights.init_from_checkpoint_fn(SCOPE, keras_name)
 BACKBONE = backbones.Backbone(
     name='mobilenet_v1', scope=SCOPE, convention=CONVENTION, build=build_sources,
     init_from_checkpoint=init_from_checkpoint, activation=tf.nn.relu6,
-    pretrained_widths=PRETRAINED_WIDTHS, always_batch_norm=True)
+    pretrained_widths=PRETRAINED_WIDTHS, always_batch_norm=True, source_sets=tuple(SOURCE_SETS))

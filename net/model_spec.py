@@ -47,7 +47,8 @@ def anchor_layers(model_config):
     ValueError: if the preset does not fit the network's feature maps at this image size.
   """
   sizes = ssd_net.feature_map_sizes(model_config.architecture, model_config.image_size,
-                                    model_config.backbone, model_config.extra_layer_padding)
+                                    model_config.backbone, model_config.extra_layer_padding,
+                                    model_config.backbone_sources)
   if model_config.anchor_min_scale > 0:
     return anchor_lib.scaled_layers(sizes, model_config.image_size,
                                     min_scale=model_config.anchor_min_scale,
@@ -126,7 +127,8 @@ def build_network(images, model_config, is_training, weight_init='xavier'):
         model_scope=model_config.scope, backbone_batch_norm=model_config.backbone_batch_norm,
         compute_dtype=model_config.compute_dtype,
         extra_layer_padding=model_config.extra_layer_padding, weight_init=weight_init,
-        backbone=model_config.backbone, stem=model_config.stem)
+        backbone=model_config.backbone, stem=model_config.stem,
+        backbone_sources=model_config.backbone_sources)
 
 
 def convolution_algorithm(model_config, is_training):

@@ -133,24 +133,28 @@ def extra_blocks(architecture, backbone=''):
                for index, depth in enumerate(arch.extra_depths))
 
 
-def source_names(architecture, backbone=''):
+def source_names(architecture, backbone='', backbone_sources=backbones.REFERENCE_SOURCES):
   """Names of the head sources in order: ['conv4_3', 'fc7', 'conv8_2', ...] for ssd300."""
   arch = get_architecture(architecture)
-  return list(_probe_sources(arch, backbone_name(arch, backbone), arch.image_size, 'caffe')[0])
+  return list(_probe_sources(arch, backbone_name(arch, backbone), arch.image_size, 'caffe',
+                             backbone_sources)[0])
 
 
-def _backbone_options(data_format, width_multiplier, is_training, batch_norm, backbone, stem):
+def _backbone_options(data_format, width_multiplier, is_training, batch_norm, backbone, stem,
+                      backbone_sources):
   backbone.check_stem(stem)
+  backbone.check_sources(backbone_sources)
   return backbones.BuildOptions(data_format=data_format, width_multiplier=width_multiplier,
                                 is_training=is_training,
                                 batch_norm=bool(batch_norm or backbone.always_batch_norm),
-                                stem=stem)
+                                stem=stem, sources=backbone_sources)
 
 
 def build_feature_maps(images, architecture='ssd300', backbone='', data_format='NHWC',
                        width_multiplier=1.0, extra_batch_norm=False, is_training=False,
                        backbone_batch_norm=False, compute_dtype='float32',
-                       extra_layer_padding='caffe', stem=backbones.REFERENCE_STEM):
+                       extra_layer_padding='caffe', stem=backbones.REFERENCE_STEM,
+                       backbone_sources=backbones.REFERENCE_SOURCES):
   """Backbone sources + extra layers, in the current variable scope.
 
   Args: as build_ssd.
@@ -164,7 +168,8 @@ def build_feature_maps(images, architecture='ssd300', backbone='', data_format='
   net = tf.cast(images, tf.as_dtype(compute_dtype))
   net = net if data_format == 'NHWC' else tf.transpose(net, [0, 3, 1, 2])
   sources = backbone.build(net, _backbone_options(data_format, width_multiplier, is_training,
-                                                  backbone_batch_norm, backbone, stem))
+                                                  backbone_batch_norm, backbone, stem,
+                                                  backbone_sources))
   sources = collections.OrderedDict(sources)
   if not sources:
     raise ValueError('Backbone %r built no source feature maps.' % backbone.name)
@@ -177,28 +182,30 @@ def build_feature_maps(images, architecture='ssd300', backbone='', data_format='
 
 
 @functools.lru_cache(maxsize=64)
-def _probe_sources(arch, backbone, image_size, extra_layer_padding):
+def _probe_sources(arch, backbone, image_size, extra_layer_padding, backbone_sources):
   """(source names, sides) from the static shapes of the sources built on a placeholder (a
-  backbone's stems keep its source sizes)."""
+  backbone's stems keep its source sizes; its source sets do not)."""
   with tf.Graph().as_default():
     images = tf1.placeholder(tf.float32, [1, image_size, image_size, 3])
     with tf1.variable_scope('probe'):
       sources = build_feature_maps(images, arch, backbone,
-                                   extra_layer_padding=extra_layer_padding)
+                                   extra_layer_padding=extra_layer_padding,
+                                   backbone_sources=backbone_sources)
     return (tuple(sources),
             tuple(tensor.shape[1] if tensor.shape[1] is None else int(tensor.shape[1])
                   for tensor in sources.values()))
 
 
-def _fits(arch, backbone, image_size, extra_layer_padding):
+def _fits(arch, backbone, image_size, extra_layer_padding, backbone_sources):
   try:
-    sizes = _probe_sources(arch, backbone, image_size, extra_layer_padding)[1]
+    sizes = _probe_sources(arch, backbone, image_size, extra_layer_padding, backbone_sources)[1]
   except ValueError:
     return False
   return min(sizes) >= 1
 
 
-def feature_map_sizes(architecture, image_size=None, backbone='', extra_layer_padding='caffe'):
+def feature_map_sizes(architecture, image_size=None, backbone='', extra_layer_padding='caffe',
+                      backbone_sources=backbones.REFERENCE_SOURCES):
   """Side lengths of the source feature maps for a square input, read off the built sources.
 
   Args:
@@ -206,6 +213,7 @@ def feature_map_sizes(architecture, image_size=None, backbone='', extra_layer_pa
     image_size: int, input side in pixels; defaults to the architecture's image_size.
     backbone: name in net.backbones; '' = the architecture's.
     extra_layer_padding: 'caffe' or 'same' (both give the same sizes for the presets).
+    backbone_sources: one of the backbone's source sets ('reference').
 
   Returns:
     list of ints, one per source: [38, 19, 10, 5, 3, 1] for ssd300 at 300,
@@ -218,19 +226,22 @@ def feature_map_sizes(architecture, image_size=None, backbone='', extra_layer_pa
   arch = get_architecture(architecture)
   image_size = arch.image_size if image_size is None else int(image_size)
   backbone = backbone_name(arch, backbone)
-  if not _fits(arch, backbone, image_size, extra_layer_padding):
+  backbones.get(backbone).check_sources(backbone_sources)  # not 'too small' for a wrong name
+  fits = functools.partial(_fits, arch, backbone, extra_layer_padding=extra_layer_padding,
+                           backbone_sources=backbone_sources)
+  if not fits(image_size=image_size):
     low, high = image_size, max(2 * image_size, 64)
-    while not _fits(arch, backbone, high, extra_layer_padding):
+    while not fits(image_size=high):
       low, high = high, 2 * high
       if high > 8192:
         raise ValueError('%s on %s fits no image size up to 8192.' % (arch.name, backbone))
     while high - low > 1:  # smallest size that fits, in (low, high]
       middle = (low + high) // 2
-      low, high = (low, middle) if _fits(arch, backbone, middle, extra_layer_padding) else (
-          middle, high)
+      low, high = (low, middle) if fits(image_size=middle) else (middle, high)
     raise ValueError('image_size %d is too small for %s (backbone %s); use at least %d.'
                      % (image_size, arch.name, backbone, high))
-  return list(_probe_sources(arch, backbone, image_size, extra_layer_padding)[1])
+  return list(_probe_sources(arch, backbone, image_size, extra_layer_padding,
+                             backbone_sources)[1])
 
 
 def _extra_layers(net, blocks, separable, activation, data_format, batch_norm, is_training,
@@ -287,7 +298,8 @@ def _heads(sources, anchors_per_location, depth_per_anchor, scope, data_format, 
     return tf.concat(outputs, axis=1)
 
 
-def _check_build_args(arch, backbone, images, num_classes, anchors_per_location, data_format):
+def _check_build_args(arch, backbone, images, num_classes, anchors_per_location, data_format,
+                      backbone_sources):
   layers.check_data_format(data_format)
   shape = images.shape
   if shape.rank != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
@@ -296,7 +308,7 @@ def _check_build_args(arch, backbone, images, num_classes, anchors_per_location,
   if num_classes is None or int(num_classes) < 2:
     raise ValueError('num_classes counts the background and must be >= 2, got %r.'
                      % (num_classes,))
-  names = source_names(arch, backbone)
+  names = source_names(arch, backbone, backbone_sources)
   if anchors_per_location is None or len(anchors_per_location) != len(names):
     raise ValueError('anchors_per_location must give one count per source of %s (%d: %s), got %r; '
                      'take it from the anchor generator of the same preset.'
@@ -307,7 +319,7 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
               data_format='NHWC', width_multiplier=1.0, extra_batch_norm=False, is_training=False,
               model_scope=None, backbone_batch_norm=False, compute_dtype='float32',
               extra_layer_padding='caffe', weight_init='xavier', backbone='',
-              stem=backbones.REFERENCE_STEM):
+              stem=backbones.REFERENCE_STEM, backbone_sources=backbones.REFERENCE_SOURCES):
   """Builds the SSD network under `model_scope`.
 
   Args:
@@ -337,6 +349,8 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
     backbone: a name in net.backbones ('vgg16', 'mobilenet_v1', 'mobilenet_v2'); '' = the
       architecture's own.
     stem: one of the backbone's stems ('reference'; VGG16 also 'strided').
+    backbone_sources: one of the backbone's source sets ('reference'; MobileNet V1 also
+      'stride8').
 
   Returns:
     A dict:
@@ -352,14 +366,16 @@ def build_ssd(images, architecture='ssd300', num_classes=21, anchors_per_locatio
   """
   arch = get_architecture(architecture)
   backbone = backbone_name(arch, backbone)
-  _check_build_args(arch, backbone, images, num_classes, anchors_per_location, data_format)
-  sizes = feature_map_sizes(arch, int(images.shape[1]), backbone, extra_layer_padding)
+  _check_build_args(arch, backbone, images, num_classes, anchors_per_location, data_format,
+                    backbone_sources)
+  sizes = feature_map_sizes(arch, int(images.shape[1]), backbone, extra_layer_padding,
+                            backbone_sources)
   backbone_def = backbones.get(backbone)
   with tf1.variable_scope(model_scope or arch.name,
                           initializer=layers.kernel_initializer(weight_init)):
     sources = build_feature_maps(
         images, arch, backbone, data_format, width_multiplier, extra_batch_norm, is_training,
-        backbone_batch_norm, compute_dtype, extra_layer_padding, stem)
+        backbone_batch_norm, compute_dtype, extra_layer_padding, stem, backbone_sources)
     head_options = dict(separable=arch.separable, activation=backbone_def.activation,
                         batch_norm=extra_batch_norm, is_training=is_training)
     box_offsets = _heads(sources, anchors_per_location, 4, 'box_heads', data_format,

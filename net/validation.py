@@ -41,6 +41,7 @@ def _check_model(model):
   ssd_net.get_architecture(model.architecture)  # raises naming the architectures
   labels.check_category_ids(model.category_ids, model.class_names)
   model_spec.backbone(model).check_stem(model.stem)  # raises naming --backbone or --stem
+  model_spec.backbone(model).check_sources(model.backbone_sources)
   if not 0 <= model.neg_threshold <= model.match_threshold <= 1:
     raise ValueError('Need 0 <= --neg_threshold <= --match_threshold <= 1, got %s and %s.'
                      % (model.neg_threshold, model.match_threshold))

@@ -22,18 +22,26 @@ def _map(out, checkpoint):
   return json.load(open(json_path))['mAP']
 
 
+# Each kernel path runs one of the two quick recipes (utility/demo_recipe.py picks one per CPU),
+# so both run end to end on every machine.
+RECIPES = {'0': ('configs/quick.flags', '0.0625'), '1': ('configs/quick_mobilenet.flags', '0.25')}
+
+
 def test_make_demo_shortened(tmp_path, kernel_path):
   out = str(tmp_path / 'demo')
+  flagfile, width = RECIPES[kernel_path]
   result = subprocess.run(
       ['make', '-C', REPO, 'demo', 'DEMO_DIR=' + out, 'DEMO_TRAINVAL=40', 'DEMO_TEST=10',
+       'DEMO_FLAGS=' + flagfile,
        'DEMO_DATA_FLAGS=--classes=aeroplane,bicycle,bird --min_size=120 --max_size=200',
        # The quick recipe's time budget, with one so short that the plan is the timed
        # warm-up itself: 40 steps at the recipe's learning rate.
        'DEMO_TRAIN_FLAGS=--train_time_budget_minutes=0.01 --warmup_steps=40 '
-       '--warmup_learning_rate=0.004 --train_image_size=160 --width_multiplier=0.0625 '
+       '--warmup_learning_rate=0.004 --train_image_size=160 --width_multiplier=' + width + ' '
        '--batch_size=8 --save_checkpoints_steps=40'],
       capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+  assert '==> [3/6] Training the quick SSD (%s)' % flagfile in result.stdout
   # Every stage announced itself and the closing message says where things are.
   for stage in range(1, 7):
     assert '==> [%d/6]' % stage in result.stdout
@@ -78,3 +86,20 @@ def test_make_demo_shortened(tmp_path, kernel_path):
   trained, initial = summary['mAP'], _map(out, model_dir + '/model.ckpt-0')
   assert trained > initial, (trained, initial)
   assert np.isfinite(trained)
+
+
+def test_make_demo_trains_the_recipe_chosen_for_this_cpu():
+  """Without DEMO_FLAGS, make demo takes utility/demo_recipe.py's choice for this CPU."""
+  from utility import demo_recipe  # pylint: disable=import-outside-toplevel
+  from utility import hardware  # pylint: disable=import-outside-toplevel
+  flagfile = demo_recipe.choose(hardware.cpu_model_and_flags()[1])[0]
+  dry_run = subprocess.run(['make', '-C', REPO, '-n', 'demo', 'DEMO_DIR=unused'],
+                           capture_output=True, text=True, timeout=120)
+  assert dry_run.returncode == 0, dry_run.stderr[-2000:]
+  assert 'train_ssd.py --flagfile=%s ' % flagfile in dry_run.stdout
+  assert '-m utility.demo_recipe --why' in dry_run.stdout
+  assert demo_recipe.choose({'avx2', 'avx512f', 'avx512_bf16'})[0] == 'configs/quick.flags'
+  assert demo_recipe.choose({'avx2', 'fma'}) == (
+      'configs/quick_mobilenet.flags',
+      'this CPU has no native bfloat16 (AVX512_BF16/AMX), so the demo trains the model that is '
+      '3x cheaper per image (MobileNet V1 0.5 with a stride-8 source)')

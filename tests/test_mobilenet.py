@@ -11,6 +11,7 @@ from net import backbones
 from net import mobilenet_v1
 from net import mobilenet_v2
 from net import ssd_net
+from net import validation
 from utility import checkpoint
 from utility import config as config_lib
 
@@ -164,3 +165,49 @@ def test_mobilenet_ssd_networks(architecture, backbone, sizes, total):
     depths = [576, 1280, 512, 256, 256, 128]
     assert counts['box_heads'] == sum(11 * c + (c + 1) * k * 4
                                       for c, k in zip(depths, anchors)) == 97720
+
+
+def test_stride8_sources_put_conv_pw_5_first_with_the_same_weights():
+  """--backbone_sources=stride8: conv_pw_5 (stride 8) is a source before the reference two;
+  the backbone's variables and its other sources are the reference's."""
+  assert backbones.get('mobilenet_v1').source_sets == ('reference', 'stride8')
+  assert ssd_net.source_names('ssd_quick', 'mobilenet_v1', 'stride8') == [
+      'conv_pw_5', 'conv_pw_11', 'conv_pw_13', 'extra1_2', 'extra2_2', 'extra3_2']
+  assert ssd_net.feature_map_sizes('ssd_quick', 192, 'mobilenet_v1',
+                                   backbone_sources='stride8') == [24, 12, 6, 3, 2, 1]
+  assert ssd_net.feature_map_sizes('ssd_quick', 192, 'mobilenet_v1') == [12, 6, 3, 2, 1]
+  images = np.random.RandomState(0).uniform(-1, 1, [1, 192, 192, 3]).astype(np.float32)
+  results = {}
+  for sources in ('reference', 'stride8'):
+    with tf.Graph().as_default():
+      tf1.set_random_seed(0)
+      maps = ssd_net.build_feature_maps(tf.constant(images), 'ssd_quick', 'mobilenet_v1',
+                                        width_multiplier=0.25, backbone_sources=sources)
+      backbone_variables = [(v.name, v.shape.as_list()) for v in tf1.global_variables()
+                            if v.name.startswith('mobilenet_v1/')]
+      with tf1.Session() as session:
+        session.run(tf1.global_variables_initializer())
+        values = session.run(dict(maps))
+        pw5 = session.run(tf1.get_default_graph().get_tensor_by_name(
+            'mobilenet_v1/conv_pw_5/Relu6:0'))
+    results[sources] = backbone_variables, values, pw5
+  assert results['stride8'][0] == results['reference'][0]
+  stride8 = results['stride8'][1]
+  assert stride8['conv_pw_5'].shape == (1, 24, 24, 64)  # int(256 * 0.25), stride 8
+  np.testing.assert_array_equal(stride8['conv_pw_5'], results['stride8'][2])
+  for name in ('conv_pw_11', 'conv_pw_13'):
+    np.testing.assert_array_equal(stride8[name], results['reference'][1][name])
+
+
+def test_a_source_set_the_backbone_lacks_is_refused_by_name():
+  quick = dict(architecture='ssd_quick', image_size=192, anchor_min_scale=0.08,
+               anchor_max_scale=0.85, backbone_sources='stride8')
+  validation.validate(config_lib.SSDConfig(model=config_lib.ModelConfig(
+      backbone='mobilenet_v1', width_multiplier=0.5, **quick)), training=False)
+  for backbone in ('vgg16', 'mobilenet_v2'):
+    with pytest.raises(ValueError, match='Backbone %s has no --backbone_sources=stride8: use '
+                                         'one of reference\\.$' % backbone):
+      validation.validate(config_lib.SSDConfig(model=config_lib.ModelConfig(
+          backbone=backbone, **quick)), training=False)
+    with pytest.raises(ValueError, match='has no --backbone_sources=stride8'):
+      ssd_net.feature_map_sizes('ssd_quick', 192, backbone, backbone_sources='stride8')

@@ -55,8 +55,10 @@ def test_unknown_job_is_refused():
 def test_apply_sets_the_variable_only_when_chosen():
   environ = {}
   reason = onednn.apply('inference', environ=environ, cpu_flags=AVX2)
-  assert environ == {'TF_ENABLE_ONEDNN_OPTS': '1'}
+  assert environ == {'TF_ENABLE_ONEDNN_OPTS': '1', 'SSD_ONEDNN_REASON': reason}
   assert onednn.decision() == ('1', reason)
+  # A process restarted with that environment keeps the reason.
+  assert onednn.apply('training', environ=dict(environ), cpu_flags=AVX2) == reason
   environ = {'TF_ENABLE_ONEDNN_OPTS': '0'}
   onednn.apply('training', environ=environ, cpu_flags=AVX2)
   assert environ == {'TF_ENABLE_ONEDNN_OPTS': '0'}
@@ -68,29 +70,40 @@ def test_apply_sets_the_variable_only_when_chosen():
   assert environ == {}
 
 
-_CHILD = """
+_TRAINING_SCRIPT = """
 import os, sys
-sys.argv = ['eval_ssd.py']
-import eval_ssd  # every import of a script, TensorFlow included, before the decision
-from utility import onednn, hardware
-onednn.apply('inference', cpu_flags={'avx2'})
-import tensorflow as tf
-tf.compat.v1.disable_eager_execution()
-with tf.compat.v1.Session() as session:
-  session.run(tf.nn.relu(tf.constant([[-1.0, 2.0]])))
-print(os.environ['TF_ENABLE_ONEDNN_OPTS'], hardware.onednn_enabled())
+sys.path.insert(0, %(repo)r)
+print('start', os.environ.get('TF_ENABLE_ONEDNN_OPTS'), flush=True)
+import tensorflow as tf  # imported before the decision, as train_ssd.py has it
+from absl import app
+from utility import hardware, script_setup
+hardware.cpu_model_and_flags = lambda: ('Test AVX2 CPU', frozenset({'avx2', 'fma'}))
+
+
+def main(argv):
+  script_setup.setup()
+  script_setup.decide_onednn('training', plain_full_width=False)
+  print('decided', os.environ['TF_ENABLE_ONEDNN_OPTS'], hardware.onednn_enabled(), flush=True)
+
+
+app.run(main)
 """
 
 
-def test_a_decision_after_the_scripts_imports_holds_for_the_process():
-  """TensorFlow reads the variable when it first asks, not at import: what script_setup.run
-  relies on (it applies the decision after the script's imports, before main)."""
-  env = {key: value for key, value in os.environ.items() if key != 'TF_ENABLE_ONEDNN_OPTS'}
+def test_a_training_decision_after_the_imports_restarts_the_process_with_it(tmp_path):
+  """TensorFlow reads part of the setting at import: train_ssd.py, which decides after its
+  imports, restarts itself with the variable set (and logs why once)."""
+  script = tmp_path / 'train_like.py'
+  script.write_text(_TRAINING_SCRIPT % {'repo': REPO})
+  env = {key: value for key, value in os.environ.items()
+         if key not in ('TF_ENABLE_ONEDNN_OPTS', 'SSD_ONEDNN_REASON')}
   env['TF_CPP_MIN_LOG_LEVEL'] = '2'
-  result = subprocess.run([sys.executable, '-c', _CHILD], cwd=REPO, env=env,
+  result = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env,
                           capture_output=True, text=True, check=False, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.split()[-2:] == ['1', 'True']
+  assert result.stdout.split('\n')[:3] == ['start None', 'start 1', 'decided 1 True']
+  assert result.stderr.count('oneDNN: restarting with TF_ENABLE_ONEDNN_OPTS=1') == 1
+  assert result.stderr.count('oneDNN: oneDNN on for training a network with batch norm') == 1
 
 
 @pytest.mark.parametrize('overrides, expected', [

@@ -63,6 +63,10 @@ class ModelConfig:
       'reference', "The backbone's first layers: reference (its paper's, what pretrained "
       'weights fit) or, for VGG16, strided: one 3x3 stride-2 convolution in place of conv1_1, '
       'conv1_2 and pool1 (quick from-scratch models; net/vgg.py).')
+  backbone_sources: str = _setting(
+      'reference', 'Which backbone layers feed the heads: reference (its SSD paper\'s or the OD '
+      "API's) or, for MobileNet V1, stride8: conv_pw_5 (stride 8) before conv_pw_11 and "
+      'conv_pw_13, for small objects (net/mobilenet_v1.py).')
   extra_batch_norm: bool = _setting(
       False, "Batch norm in the extra layers and SSDLite's depthwise head layers (reference off).")
   data_format: str = _setting('NHWC', 'NHWC (CPU) or NCHW (faster on GPU).')

@@ -24,10 +24,11 @@ Where TensorFlow already turns it on (AVX-512 VNNI/BF16 or AMX), on CPUs without
 architectures and where the flags are unknown (macOS, Windows), TensorFlow's own default stays:
 nothing was measured there. TF_ENABLE_ONEDNN_OPTS in the environment always wins.
 
-TensorFlow reads TF_ENABLE_ONEDNN_OPTS the first time it asks whether oneDNN is on (its first
-graph optimisation or kernel), not when it is imported, so ``apply`` works after the imports as
-long as no op has run: utility.script_setup calls it before an inference script's main, and
-train_ssd.py once its settings say which network it trains.
+TensorFlow reads part of TF_ENABLE_ONEDNN_OPTS when it is imported (a process that sets it
+afterwards reports oneDNN on, but trained the quick MobileNet at 27-29 instead of 39-44
+images/s), so ``apply`` must run before the import: the inference scripts call it at their
+top; train_ssd.py knows its network only after its flags are parsed and restarts itself with
+the choice (utility.script_setup.decide_onednn).
 """
 
 import os
@@ -35,6 +36,9 @@ import os
 from utility import hardware
 
 ENV = 'TF_ENABLE_ONEDNN_OPTS'
+# Set beside ENV by apply(): a process restarted with the choice (utility.script_setup) logs the
+# reason instead of 'in the environment'.
+REASON_ENV = 'SSD_ONEDNN_REASON'
 JOBS = ('inference', 'training')
 
 # The CPU flags (as /proc/cpuinfo spells them) with which TensorFlow 2.15 turns oneDNN on itself.
@@ -89,9 +93,13 @@ def apply(job, environ=None, cpu_flags=None, plain_full_width=False):
   global _decision
   environ = os.environ if environ is None else environ
   cpu_flags = hardware.cpu_model_and_flags()[1] if cpu_flags is None else cpu_flags
+  if environ.get(REASON_ENV) and environ.get(ENV) == '1':  # this process's restart
+    _decision = ('1', environ[REASON_ENV])
+    return _decision[1]
   value, reason = choose(job, cpu_flags, environ, plain_full_width)
   if value is not None:
     environ[ENV] = value
+    environ[REASON_ENV] = reason
   _decision = (value, reason)
   return reason
 

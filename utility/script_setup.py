@@ -1,9 +1,9 @@
 """Common start-up of the command-line scripts: oneDNN by job, graph mode and readable logs.
 
-``run(main, job)`` replaces ``absl.app.run(main)``: for job 'inference' it first decides oneDNN
-on this CPU (utility/onednn.py), before TensorFlow runs anything, and ``setup()``, first in main,
-logs that decision; a training script calls ``decide_onednn`` itself once its settings say which
-network it trains.
+oneDNN (utility/onednn.py): an inference script applies its choice at its top, before
+TensorFlow is imported, and ``setup()`` logs it; a training script calls ``decide_onednn`` once
+its settings say which network it trains, which restarts it when the choice changes the
+environment.
 
 TF's Python logger keeps its own handler, so every Estimator message would be printed twice
 (once as 'INFO:tensorflow:...' and once through absl). Its handler is dropped so messages go
@@ -13,8 +13,9 @@ lines (step, losses, lr, images/s, ETA; resume/restore; results) are absl INFO a
 """
 
 import logging as py_logging
+import os
+import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -40,19 +41,18 @@ def setup(verbose=None):
 
 
 def decide_onednn(job, plain_full_width=False):
-  """onednn.apply, logged; warns if TensorFlow had already decided otherwise (an op ran)."""
-  from utility import hardware  # pylint: disable=import-outside-toplevel
+  """onednn.apply for a script that knows its network only once its flags are parsed, i.e.
+  after TensorFlow was imported. TensorFlow reads part of its oneDNN setting at import (a
+  process that sets TF_ENABLE_ONEDNN_OPTS=1 afterwards reports oneDNN on but trains the quick
+  MobileNet at 27-29 instead of 39-44 images/s), so when the choice changes the variable this
+  restarts the process with it (os.execv, before any work); the restarted process logs the
+  reason."""
+  before = os.environ.get(onednn.ENV)
   reason = onednn.apply(job, plain_full_width=plain_full_width)
+  if os.environ.get(onednn.ENV) != before:
+    logging.info('oneDNN: restarting with %s=%s, which TensorFlow reads when it is imported.',
+                 onednn.ENV, os.environ[onednn.ENV])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable] + sys.argv)
   logging.info('oneDNN: %s', reason)
-  if onednn.decision()[0] == '1' and not hardware.onednn_enabled():
-    logging.warning('oneDNN stays off: TensorFlow had decided before %s was set.', onednn.ENV)
-
-
-def run(main, job):
-  """absl.app.run(main), after onednn.apply(job) for job 'inference' (a 'training' script
-  calls decide_onednn in main)."""
-  if job not in onednn.JOBS:
-    raise ValueError('job must be one of %s, got %r.' % (', '.join(onednn.JOBS), job))
-  if job == 'inference':
-    onednn.apply(job)
-  app.run(main)
