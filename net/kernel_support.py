@@ -13,7 +13,7 @@ with one sentence naming the flag, not as a graph error at step 1. So:
   hardware and says why;
 - ``choose_conv_algorithm`` turns ``--conv_algorithm=auto`` into winograd (net/winograd.py)
   where it was measured faster than the direct convolutions (CPU, oneDNN on, float32, NHWC),
-  else direct, and says why;
+  in training and inference alike, else direct, and says why;
 - ``resolve_model_config`` applies them to a ModelConfig and raises ValueError for an
   explicit choice that cannot run.
 """
@@ -170,7 +170,7 @@ def _bfloat16_is_fast(machine):
 
 
 def choose_conv_algorithm(requested, data_format, compute_dtype, machine):
-  """The convolution algorithm of inference graphs and why (training always runs direct).
+  """The convolution algorithm of training and inference graphs, and why.
 
   Winograd's F(4x4, 3x3) does 4x fewer multiplies; it wins where the direct convolutions run at
   the CPU's peak and matrix products as fast (oneDNN), and loses with TensorFlow's default CPU
@@ -203,7 +203,7 @@ def choose_conv_algorithm(requested, data_format, compute_dtype, machine):
     if unsupported:
       raise ValueError('--conv_algorithm=winograd cannot run with %s; use --conv_algorithm=auto '
                        'or direct.' % ' and '.join(unsupported))
-    return 'winograd', ('--conv_algorithm=winograd was asked for: inference graphs compute '
+    return 'winograd', ('--conv_algorithm=winograd was asked for: the graphs compute '
                         'their 3x3 convolutions of %d+ to %d+ channels by Winograd F(4x4, '
                         '3x3).' % (winograd.MIN_IN_DEPTH, winograd.MIN_OUT_DEPTH))
   if machine.gpu_capabilities:
@@ -214,8 +214,9 @@ def choose_conv_algorithm(requested, data_format, compute_dtype, machine):
                       % machine.cpu_model)
   if unsupported:
     return 'direct', '--conv_algorithm=auto chose direct: %s.' % ' and '.join(unsupported)
-  return 'winograd', ('--conv_algorithm=auto chose winograd for inference: oneDNN is on on this '
-                      'CPU (%s), where Winograd F(4x4, 3x3) was measured faster in float32.'
+  return 'winograd', ('--conv_algorithm=auto chose winograd: oneDNN is on on this CPU (%s), '
+                      'where Winograd F(4x4, 3x3) was measured faster in float32, forward and '
+                      'training.'
                       % machine.cpu_model)
 
 

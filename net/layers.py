@@ -19,9 +19,11 @@ model's variables from optimizer slots and the global step when restoring a back
 ``data_format`` is ``'NHWC'`` or ``'NCHW'`` for every op; the channel axis follows it.
 
 How ``conv2d`` computes a convolution is set for a whole network by the
-``convolution_algorithm(name)`` context (model_spec.build_network opens it): 'direct'
-(``tf.nn.conv2d``, the default) or 'winograd' (net/winograd.py for the 3x3 stride-1 layers
-where it is faster, direct for the others). The variables are the same either way.
+``convolution_algorithm(name, cache_kernels)`` context (model_spec.build_network opens it):
+'direct' (``tf.nn.conv2d``, the default) or 'winograd' (net/winograd.py for the 3x3 stride-1
+layers where it is faster, direct for the others). Inference graphs cache each kernel's
+Winograd transform in a local variable; training graphs (cache_kernels=False) transform the
+kernel in every step, so that the gradient reaches it. The variables are the same either way.
 """
 
 import contextlib
@@ -50,22 +52,36 @@ _algorithm = threading.local()
 
 
 @contextlib.contextmanager
-def convolution_algorithm(name):
-  """Within the block, conv2d computes with `name` ('direct' or 'winograd')."""
+def convolution_algorithm(name, cache_kernels=True):
+  """Within the block, conv2d computes with `name` ('direct' or 'winograd').
+
+  Args:
+    name: 'direct' or 'winograd'.
+    cache_kernels: Winograd only: keep each kernel's transform in a local variable computed
+      once per session (inference graphs: the kernels do not change), or transform the kernel
+      in every run (training graphs: the gradient flows through the transform to the kernel).
+  """
   if name not in CONV_ALGORITHMS:
     raise ValueError('convolution algorithm must be one of %s, got %r.'
                      % (', '.join(CONV_ALGORITHMS), name))
-  previous = getattr(_algorithm, 'name', 'direct')
-  _algorithm.name = name
+  previous = getattr(_algorithm, 'setting', ('direct', True))
+  _algorithm.setting = (name, cache_kernels)
   try:
     yield
   finally:
-    _algorithm.name = previous
+    _algorithm.setting = previous
 
 
 def current_convolution_algorithm():
   """The algorithm of the innermost convolution_algorithm block ('direct' outside any)."""
-  return getattr(_algorithm, 'name', 'direct')
+  return getattr(_algorithm, 'setting', ('direct', True))[0]
+
+
+def _winograd_kernel(kernel):
+  """The Winograd transform of kernel for this block: cached (inference) or per run."""
+  if getattr(_algorithm, 'setting', ('direct', True))[1]:
+    return winograd.cached_transformed_kernel(kernel)
+  return winograd.transform_kernel(kernel)
 
 
 def check_data_format(data_format):
@@ -159,8 +175,7 @@ def conv2d(inputs, depth, kernel_size, scope, stride=1, padding='SAME', dilation
     kernel = tf.cast(kernel, inputs.dtype)
     winograd_padding = _winograd_padding(inputs, padding, kernel, stride, dilation, data_format)
     if winograd_padding is not None:
-      outputs = winograd.conv3x3(inputs, winograd.cached_transformed_kernel(kernel),
-                                 winograd_padding)
+      outputs = winograd.conv3x3(inputs, _winograd_kernel(kernel), winograd_padding)
     elif dilation > 1:
       outputs = atrous_conv2d(inputs, kernel, dilation, padding, data_format)
     else:

@@ -118,7 +118,8 @@ def build_network(images, model_config, is_training, weight_init='xavier'):
   if model_config.compute_dtype == 'auto':
     raise ValueError("compute_dtype 'auto' must be resolved for this machine before the graph "
                      "is built: call net.kernel_support.resolve_model_config first.")
-  with layers.convolution_algorithm(convolution_algorithm(model_config, is_training)):
+  with layers.convolution_algorithm(convolution_algorithm(model_config),
+                                    cache_kernels=not is_training):
     return ssd_net.build_ssd(
         images, architecture=model_config.architecture, num_classes=model_config.num_classes,
         anchors_per_location=anchors_per_location(model_config),
@@ -131,12 +132,11 @@ def build_network(images, model_config, is_training, weight_init='xavier'):
         backbone_sources=model_config.backbone_sources)
 
 
-def convolution_algorithm(model_config, is_training):
-  """How the graph's convolutions are computed (net/layers.py): the resolved conv_algorithm
-  for inference graphs; training graphs, and an unresolved 'auto', always direct (the
-  Winograd form's gradient was not measured faster, and 'auto' is decided per machine by
-  net/kernel_support.choose_conv_algorithm)."""
-  if is_training or model_config.conv_algorithm == 'auto':
+def convolution_algorithm(model_config):
+  """How the graph's convolutions are computed (net/layers.py), in training and inference
+  graphs alike: the resolved conv_algorithm; an unresolved 'auto' computes direct ('auto' is
+  decided per machine by net/kernel_support.choose_conv_algorithm)."""
+  if model_config.conv_algorithm == 'auto':
     return 'direct'
   return model_config.conv_algorithm
 

@@ -1,5 +1,6 @@
-"""net/winograd.py against a numpy convolution, its layer choice, its kernel cache, and the
-SSD network, SavedModel and kernel_support choice built with it."""
+"""net/winograd.py against a numpy convolution (outputs and gradients), its layer choice, its
+kernel cache, and the SSD network (inference outputs, training gradients), SavedModel and
+kernel_support choice built with it."""
 
 import dataclasses
 
@@ -144,15 +145,120 @@ def test_ssd300_half_width_equals_the_direct_network(tmp_path):
   np.testing.assert_allclose(offsets, direct_offsets, atol=1e-4 * np.abs(direct_offsets).max())
 
 
-def test_training_graphs_stay_direct():
+def test_the_model_config_sets_the_algorithm_of_every_graph():
   config = config_lib.ModelConfig(conv_algorithm='winograd')
-  assert model_spec.convolution_algorithm(config, is_training=True) == 'direct'
-  assert model_spec.convolution_algorithm(config, is_training=False) == 'winograd'
-  auto = dataclasses.replace(config, conv_algorithm='auto')
-  assert model_spec.convolution_algorithm(auto, is_training=False) == 'direct'
+  assert model_spec.convolution_algorithm(config) == 'winograd'
+  assert model_spec.convolution_algorithm(
+      dataclasses.replace(config, conv_algorithm='direct')) == 'direct'
+  # Unresolved: kernel_support decides 'auto' per machine before a graph is built.
+  assert model_spec.convolution_algorithm(
+      dataclasses.replace(config, conv_algorithm='auto')) == 'direct'
   with pytest.raises(ValueError, match='convolution algorithm must be one of direct, winograd'):
     with layers.convolution_algorithm('fft'):
       pass
+
+
+@pytest.mark.parametrize('padding', [1, 0])
+def test_winograd_gradients_match_a_numpy_convolution(padding):
+  # 10 x 9 with padding 1: 3 x 3 tiles, the last ones cut; 10 x 14 valid: 2 x 3 whole tiles.
+  rng = np.random.RandomState(1)
+  inputs = rng.uniform(-1, 1, [2, 10, 9 + 5 * (1 - padding), 3]).astype(np.float32)
+  kernel = rng.uniform(-1, 1, [3, 3, 3, 4]).astype(np.float32)
+  out_h, out_w = inputs.shape[1] + 2 * padding - 2, inputs.shape[2] + 2 * padding - 2
+  upstream = rng.uniform(-1, 1, [2, out_h, out_w, 4]).astype(np.float32)
+  with tf.Graph().as_default():
+    inputs_t, kernel_t = tf.constant(inputs), tf.constant(kernel)
+    outputs = winograd.conv3x3(inputs_t, winograd.transform_kernel(kernel_t), padding)
+    loss = tf.reduce_sum(outputs * upstream)
+    with tf1.Session() as session:
+      input_grad, kernel_grad = session.run(tf.gradients(loss, [inputs_t, kernel_t]))
+  # d loss / d kernel[dy, dx, c, k] = sum of padded input (y + dy, x + dx, c) * upstream (y, x, k);
+  # d loss / d input = the adjoint: each upstream pixel spread back over its 3 x 3 window.
+  padded = np.pad(inputs.astype(np.float64), [(0, 0), (padding, padding), (padding, padding),
+                                              (0, 0)])
+  expected_kernel = np.zeros([3, 3, 3, 4])
+  expected_padded = np.zeros_like(padded)
+  for dy in range(3):
+    for dx in range(3):
+      window = (slice(None), slice(dy, dy + out_h), slice(dx, dx + out_w))
+      expected_kernel[dy, dx] = np.einsum('nhwc,nhwk->ck', padded[window], upstream)
+      expected_padded[window] += np.einsum('nhwk,ck->nhwc', upstream, kernel[dy, dx])
+  expected_input = expected_padded[:, padding:padding + inputs.shape[1],
+                                   padding:padding + inputs.shape[2]]
+  np.testing.assert_allclose(kernel_grad, expected_kernel, atol=1e-4)
+  np.testing.assert_allclose(input_grad, expected_input, atol=2e-5)
+
+
+def _training_gradients(model_config, images, weights):
+  """Gradients of sum(logits * weights) over every trainable variable of a training graph, the
+  graph's local variables (its Winograd kernel caches, if any) and its Winograd layer count."""
+  with tf.Graph().as_default():
+    tf1.set_random_seed(3)
+    net = model_spec.build_network(tf.constant(images), model_config, is_training=True)
+    loss = tf.reduce_sum(net['class_logits'] * weights) + tf.reduce_sum(net['box_offsets'])
+    variables = tf1.trainable_variables()
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      gradients = session.run(tf.gradients(loss, variables))
+    # Each Winograd layer's 36 products over the tiles: one BatchMatMulV2 in the forward pass.
+    products = [op.name for op in tf1.get_default_graph().get_operations()
+                if op.type == 'BatchMatMulV2' and not op.name.startswith('gradients')]
+    return ({v.op.name: g for v, g in zip(variables, gradients)},
+            [v.op.name for v in tf1.local_variables()], len(products))
+
+
+def test_ssd300_training_gradients_equal_the_direct_network():
+  # The training graph at width 0.5 (conv4_1-conv5_3 take Winograd): no kernel caches (the
+  # kernels change every step), and every variable's gradient within float32 rounding of the
+  # direct convolutions' - the Winograd layers' kernels included.
+  config = config_lib.ModelConfig(architecture='ssd300', image_size=300, width_multiplier=0.5,
+                                  compute_dtype='float32', conv_algorithm='direct')
+  rng = np.random.RandomState(0)
+  images = rng.uniform(-120, 120, [1, 300, 300, 3]).astype(np.float32)
+  weights = rng.uniform(-1, 1, [1, 8732, 21]).astype(np.float32)
+  direct, _, none = _training_gradients(config, images, weights)
+  winograd_grads, local_names, winograd_layers = _training_gradients(
+      dataclasses.replace(config, conv_algorithm='winograd'), images, weights)
+  assert (none, winograd_layers) == (0, 6)
+  assert local_names == []
+  assert sorted(winograd_grads) == sorted(direct)
+  assert 'ssd300/vgg_16/conv4/conv4_1/weights' in direct
+  for name, expected in direct.items():
+    scale = np.abs(expected).max()
+    assert scale > 0, name
+    np.testing.assert_allclose(winograd_grads[name], expected, atol=2e-4 * scale, err_msg=name)
+
+
+def test_estimator_training_with_winograd_takes_the_direct_step(tiny_records, tmp_path,
+                                                                  monkeypatch):
+  # Every 3x3 stride-1 layer of the tiny model on 8 x 8 or more takes Winograd; one SGD step
+  # through the Estimator (model_fn, loss, optimizer, checkpoint) lands on the weights the direct
+  # convolutions' step gives, and the checkpoint holds the same variables (no kernel caches).
+  monkeypatch.setattr(winograd, 'MIN_IN_DEPTH', 1)
+  monkeypatch.setattr(winograd, 'MIN_OUT_DEPTH', 1)
+  weights = {}
+  for algorithm in ('direct', 'winograd'):
+    config = tiny_config(max_number_of_steps=1, optimizer='sgd', learning_rate=0.01)
+    config = config_lib.override_model(config, conv_algorithm=algorithm,
+                                       compute_dtype='float32')
+    # Without the zoom-out: its canvas is exactly 0 after the mean is subtracted, where the
+    # direct convolutions give exactly 0 (ReLU passes no gradient at 0, the biases start at 0)
+    # and Winograd +-1e-7 (half of it passes), a difference of the first step only.
+    config = dataclasses.replace(config, input=dataclasses.replace(config.input,
+                                                                   expand_probability=0.0))
+    model_dir = str(tmp_path / algorithm)
+    assert train_tiny(config, tiny_records['records'], model_dir) == 1
+    reader = tf1.train.load_checkpoint(model_dir)
+    weights[algorithm] = {name: reader.get_tensor(name)
+                          for name in reader.get_variable_to_shape_map()
+                          if name.endswith(('weights', 'biases'))}
+  assert sorted(weights['winograd']) == sorted(weights['direct'])
+  assert not [name for name in weights['winograd'] if 'winograd' in name]
+  moved = 0
+  for name, expected in weights['direct'].items():
+    np.testing.assert_allclose(weights['winograd'][name], expected, atol=1e-5, err_msg=name)
+    moved += not np.array_equal(weights['winograd'][name], expected)
+  assert moved > 0  # float32 rounding differs: the Winograd graph really ran
 
 
 CPU_ONEDNN = kernel_support.Machine('Test CPU', True, True, ())

@@ -18,7 +18,9 @@ so the scripts turn oneDNN on there, except for the one case where the default k
   against 6.3 (batch 8), the quick model without batch norm 16.1 against 14.1.
 - training of a network without batch norm at full width (the reference SSD300 / SSD512
   VGG16): TensorFlow's default kernels, which train SSD300 1.3x faster there (0.57 against 0.44
-  images/s at batch 8 on a Zen 3, 0.42 against 0.31 on a Zen 2).
+  images/s at batch 8 on a Zen 3, 0.42 against 0.31 on a Zen 2). Both figures are of direct
+  convolutions: training graphs now take Winograd where oneDNN is on (1.5x for SSD300 on an
+  AVX-512 Zen 4), which may turn this choice round on AVX2 CPUs; not measured there yet.
 
 Where TensorFlow already turns it on (AVX-512 VNNI/BF16 or AMX), on CPUs without AVX2, on other
 architectures and where the flags are unknown (macOS, Windows), TensorFlow's own default stays:
