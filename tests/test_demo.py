@@ -22,8 +22,8 @@ def _map(out, checkpoint):
   return json.load(open(json_path))['mAP']
 
 
-# Each kernel path runs one of the two quick recipes (utility/demo_recipe.py picks one per CPU),
-# so both run end to end on every machine.
+# Each kernel path runs one of the two quick recipes (make demo's on a CPU, the MobileNet, and
+# with GPU=1, the thin VGG16), so both run end to end on every machine.
 RECIPES = {'0': ('configs/quick.flags', '0.0625'), '1': ('configs/quick_mobilenet.flags', '0.25')}
 
 
@@ -88,18 +88,16 @@ def test_make_demo_shortened(tmp_path, kernel_path):
   assert np.isfinite(trained)
 
 
-def test_make_demo_trains_the_recipe_chosen_for_this_cpu():
-  """Without DEMO_FLAGS, make demo takes utility/demo_recipe.py's choice for this CPU."""
-  from utility import demo_recipe  # pylint: disable=import-outside-toplevel
-  from utility import hardware  # pylint: disable=import-outside-toplevel
-  flagfile = demo_recipe.choose(hardware.cpu_model_and_flags()[1])[0]
-  dry_run = subprocess.run(['make', '-C', REPO, '-n', 'demo', 'DEMO_DIR=unused'],
-                           capture_output=True, text=True, timeout=120)
-  assert dry_run.returncode == 0, dry_run.stderr[-2000:]
-  assert 'train_ssd.py --flagfile=%s ' % flagfile in dry_run.stdout
-  assert '-m utility.demo_recipe --why' in dry_run.stdout
-  assert demo_recipe.choose({'avx2', 'avx512f', 'avx512_bf16'})[0] == 'configs/quick.flags'
-  assert demo_recipe.choose({'avx2', 'fma'}) == (
-      'configs/quick_mobilenet.flags',
-      'this CPU has no native bfloat16 (AVX512_BF16/AMX), so the demo trains MobileNet V1 0.5 '
-      'with a stride-8 source, which trains 2.8x more images a second here than the thin VGG16')
+def test_make_demo_trains_the_mobilenet_recipe_on_a_cpu_and_the_vgg16_on_a_gpu():
+  """Without DEMO_FLAGS, make demo trains configs/quick_mobilenet.flags; GPU=1 the thin VGG16."""
+  commands = {}
+  for gpu in ('', '1'):
+    dry_run = subprocess.run(['make', '-C', REPO, '-n', 'demo', 'DEMO_DIR=unused', 'GPU=' + gpu],
+                             capture_output=True, text=True, timeout=120)
+    assert dry_run.returncode == 0, dry_run.stderr[-2000:]
+    commands[gpu] = [line for line in dry_run.stdout.splitlines() if 'train_ssd.py' in line]
+  assert len(commands['']) == 1 and len(commands['1']) == 1
+  assert commands[''][0].startswith('.venv/bin/python train_ssd.py '
+                                    '--flagfile=configs/quick_mobilenet.flags ')
+  assert commands['1'][0].startswith('.venv-gpu/bin/python train_ssd.py '
+                                     '--flagfile=configs/quick.flags ')
