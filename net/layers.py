@@ -49,6 +49,7 @@ _VARIABLE_COLLECTIONS = (tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VAR
 CONV_ALGORITHMS = ('direct', 'winograd')
 # Per thread: MirroredStrategy builds each replica's model_fn in a thread of its own.
 _algorithm = threading.local()
+_DEFAULT_SETTING = ('direct', True)  # (algorithm, cache_kernels) outside any block
 
 
 @contextlib.contextmanager
@@ -64,7 +65,7 @@ def convolution_algorithm(name, cache_kernels=True):
   if name not in CONV_ALGORITHMS:
     raise ValueError('convolution algorithm must be one of %s, got %r.'
                      % (', '.join(CONV_ALGORITHMS), name))
-  previous = getattr(_algorithm, 'setting', ('direct', True))
+  previous = getattr(_algorithm, 'setting', _DEFAULT_SETTING)
   _algorithm.setting = (name, cache_kernels)
   try:
     yield
@@ -74,12 +75,12 @@ def convolution_algorithm(name, cache_kernels=True):
 
 def current_convolution_algorithm():
   """The algorithm of the innermost convolution_algorithm block ('direct' outside any)."""
-  return getattr(_algorithm, 'setting', ('direct', True))[0]
+  return getattr(_algorithm, 'setting', _DEFAULT_SETTING)[0]
 
 
 def _winograd_kernel(kernel):
   """The Winograd transform of kernel for this block: cached (inference) or per run."""
-  if getattr(_algorithm, 'setting', ('direct', True))[1]:
+  if getattr(_algorithm, 'setting', _DEFAULT_SETTING)[1]:
     return winograd.cached_transformed_kernel(kernel)
   return winograd.transform_kernel(kernel)
 
