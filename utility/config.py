@@ -77,7 +77,8 @@ class ModelConfig:
   conv_algorithm: str = _setting(
       'auto', 'How training and inference graphs compute the 3x3 stride-1 convolutions of 128+ '
       "to 256+ channels: direct (tf.nn.conv2d), winograd (F(4x4, 3x3), net/winograd.py: 4x "
-      'fewer multiplies, outputs and gradients within 1e-4 of direct; float32 NHWC only) or '
+      'fewer multiplies, outputs within 1e-4 and gradients within 2e-4 of direct, relative to '
+      'their range; float32 NHWC only) or '
       'auto: winograd where measured faster (CPU with oneDNN on, float32, NHWC), else direct.')
   model_scope: str = _setting('', "Variable scope of the model; '' = the architecture name.")
   # Caffe AddExtraLayers: conv8_2, conv9_2 (and SSD512's conv10_2, conv11_2) 3x3 stride 2 pad 1.
