@@ -44,10 +44,10 @@ import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import TABLE_MODELS, model_config  # noqa: E402
 from bench import op_trace  # noqa: E402
+from bench import winograd_depths  # noqa: E402
 from net import kernel_support  # noqa: E402
 from net import model_spec  # noqa: E402
 from net import ssd_net  # noqa: E402
-from net import winograd  # noqa: E402
 from utility import hardware  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -69,10 +69,7 @@ flags.DEFINE_enum('compute_dtype', 'float32', ['float32', 'bfloat16'],
                   'with AVX512_BF16 or AMX and oneDNN on.')
 flags.DEFINE_enum('conv_algorithm', 'auto', list(kernel_support.CONV_ALGORITHMS),
                   "Inference convolutions (net/winograd.py); auto = this machine's choice.")
-flags.DEFINE_list('winograd_min_depths', [str(winograd.MIN_IN_DEPTH),
-                                           str(winograd.MIN_OUT_DEPTH)],
-                  'Winograd only for layers of at least these input,output channels (to '
-                  'measure net/winograd.MIN_IN_DEPTH and MIN_OUT_DEPTH).')
+winograd_depths.define_flag()
 FLAGS = flags.FLAGS
 
 
@@ -167,7 +164,7 @@ def main(argv):
     print_table()
     return
   architecture = FLAGS.architecture
-  winograd.MIN_IN_DEPTH, winograd.MIN_OUT_DEPTH = [int(d) for d in FLAGS.winograd_min_depths]
+  winograd_depths.apply()
   algorithm, reason = kernel_support.choose_conv_algorithm(
       FLAGS.conv_algorithm, 'NHWC', FLAGS.compute_dtype, kernel_support.current_machine())
   config = dataclasses.replace(model_config(architecture, FLAGS.backbone, FLAGS.width_multiplier),

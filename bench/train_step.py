@@ -2,6 +2,7 @@
 
     python bench/train_step.py [--data_dir=DIR] [--batch_size=8] [--steps=4]
         [--flagfile=configs/quick.flags for the quick model instead of SSD300]
+        [--winograd_min_depths=IN,OUT: which 3x3 layers take Winograd, net/winograd.py]
 
 Builds the real model_fn train op (network, target-encoded labels, multibox loss, weight decay,
 momentum SGD) for SSD300-VGG16 (NHWC, full width, random initial weights unless flags say
@@ -34,6 +35,7 @@ from net import kernel_support  # noqa: E402
 from net import model_fn  # noqa: E402
 from net import model_spec  # noqa: E402
 from bench import op_trace  # noqa: E402
+from bench import winograd_depths  # noqa: E402
 from utility import hardware  # noqa: E402
 from utility import script_setup  # noqa: E402
 from utility import ssd_flags  # noqa: E402
@@ -46,6 +48,7 @@ flags.DEFINE_integer('warmup', 2, 'Untimed steps before timing.')
 flags.DEFINE_bool('trace', False, 'Also trace one synthetic step (RunMetadata FULL_TRACE) and '
                   'print the time per op type and the slowest ops.')
 flags.DEFINE_bool('skip_pipeline', False, 'Time only the synthetic (cached batch) steps.')
+winograd_depths.define_flag()
 ssd_flags.define_config_flags()
 FLAGS = flags.FLAGS
 
@@ -93,6 +96,7 @@ def main(argv):
   ssd_config = ssd_flags.config_from_flags(FLAGS, data_dir=FLAGS.data_dir)
   # oneDNN as train_ssd.py decides it for this network (utility/onednn.py; may restart).
   script_setup.decide_onednn('training', model_spec.plain_full_width(ssd_config.model))
+  winograd_depths.apply()
   ssd_config = kernel_support.resolve_and_log(ssd_config, training=True)
   data_dir = FLAGS.data_dir or _make_data(tempfile.mkdtemp(prefix='train_bench_'))
   pattern = os.path.join(data_dir, 'train-*')

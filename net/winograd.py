@@ -54,18 +54,24 @@ _INPUT_TRANSFORM_2D = np.kron(_INPUT_TRANSFORM, _INPUT_TRANSFORM).astype(np.floa
 _KERNEL_TRANSFORM_2D = np.kron(_KERNEL_TRANSFORM, _KERNEL_TRANSFORM).astype(np.float32)  # [36, 9]
 _OUTPUT_TRANSFORM_2D = np.kron(_OUTPUT_TRANSFORM, _OUTPUT_TRANSFORM).astype(np.float32)  # [16, 36]
 
-# Which layers gain: SSD300-VGG16 forward, images/s at batch 1 / 8 on a 2-core Zen 5 with oneDNN
-# (`bench/forward.py --conv_algorithm=winograd --winograd_min_depths=IN,OUT`, 2026-12-03):
-# layers of 128+ -> 256+ channels 8.9-9.1 / 10.2-10.3 (kept); 128+ -> 128+ 7.5-8.7 / 8.6-10.1;
-# 64+ -> 128+ 9.4 / 10.2 (one run); all direct 7.0 / 7.3. Layer by layer, ms at batch 8
-# (`bench/conv_peak.py --layers=conv2_1,conv2_2,conv3_1,conv3_3,conv4_3,conv5_3
-# [--conv_algorithm=winograd]`, direct / Winograd): conv2_1 (64 -> 128) 62.5 / 74.4, conv2_2
-# (128 -> 128) 117.6 / 127.7, conv3_1 (128 -> 256) 58.2 / 47.4, conv3_3 109.7 / 93.6, conv4_3
-# 112.4 / 59.6, conv5_3 31.9 / 21.8: thin layers do too few multiplies per pixel to pay for the
-# transforms' copies. Outputs under 8 x 8 pixels would waste most of their 4 x 4 tiles on
-# padding.
-MIN_IN_DEPTH = 128
-MIN_OUT_DEPTH = 256
+# Which layers gain. SSD300-VGG16 on a 2-core Zen 4 with oneDNN (2026-12-04), two runs each:
+# training at batch 8 (`bench/train_step.py --steps=4 --warmup=1 --skip_pipeline
+# --winograd_min_depths=IN,OUT`) 1.62-1.67 images/s with layers of 128+ -> 256+ channels,
+# 1.84 with 128+ -> 128+, 1.91-1.94 with 64+ -> 128+ (kept), 1.86 with 64+ -> 64+ (one run);
+# forward at batch 8 (`bench/forward.py --winograd_min_depths=IN,OUT`) 5.43-5.50 with 128+ ->
+# 256+, 5.84-5.86 with 64+ -> 128+; the thin VGG16 of configs/quick.flags in float32 trains at
+# 31.1-33.0 against 35.2-35.7 images/s (`bench/train_step.py --flagfile=configs/quick.flags
+# --compute_dtype=float32 --steps=10 --skip_pipeline`). On a 2-core Zen 5 (forward, images/s
+# at batch 1 / 8, 2026-12-03): 128+ -> 256+ 8.9-9.1 / 10.2-10.3; 128+ -> 128+ 7.5-8.7 /
+# 8.6-10.1; 64+ -> 128+ 9.4 / 10.2 (one run); all direct 7.0 / 7.3. Single layers there
+# (`bench/conv_peak.py --layers=conv2_1,conv2_2,... [--conv_algorithm=winograd]`, ms at batch
+# 8, direct / Winograd) made conv2_1 (64 -> 128) 62.5 / 74.4 and conv2_2 117.6 / 127.7 slower
+# alone, but the whole network does not lose with them. Thinner layers (conv1_2, 64 -> 64) do
+# too few multiplies per pixel to pay for the transforms' copies. Outputs under 8 x 8 pixels
+# would waste most of their 4 x 4 tiles on padding. Not measured on an AVX2 CPU (oneDNN's
+# inference there takes Winograd too).
+MIN_IN_DEPTH = 64
+MIN_OUT_DEPTH = 128
 MIN_OUTPUT_SIDE = 8
 
 

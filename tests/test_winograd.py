@@ -80,7 +80,9 @@ def test_kernel_transform_of_an_all_ones_kernel():
 @pytest.mark.parametrize('kernel_shape,output_size,stride,dilation,dtype,expected', [
     ([3, 3, 128, 256], (75, 75), 1, 1, tf.float32, True),     # VGG16 conv3_1
     ([3, 3, 512, 512], (19, 19), 1, 1, tf.float32, True),     # conv5_x
-    ([3, 3, 128, 128], (150, 150), 1, 1, tf.float32, False),  # conv2_2: measured slower
+    ([3, 3, 64, 128], (150, 150), 1, 1, tf.float32, True),    # conv2_1
+    ([3, 3, 64, 64], (300, 300), 1, 1, tf.float32, False),    # conv1_2: measured slower
+    ([3, 3, 32, 128], (150, 150), 1, 1, tf.float32, False),   # under 64 in
     ([3, 3, 512, 512], (38, 38), 2, 1, tf.float32, False),    # strided
     ([3, 3, 512, 512], (38, 38), 1, 6, tf.float32, False),    # dilated
     ([3, 3, 512, 512], (38, 38), 1, 1, tf.bfloat16, False),   # transforms need float32
@@ -128,8 +130,9 @@ def _network_outputs(model_config, checkpoint_dir, images, save):
 
 
 def test_ssd300_half_width_equals_the_direct_network(tmp_path):
-  # SSD300 at width 0.5: conv4_1 (128 -> 256), conv4_2, conv4_3, conv5_1-3 (256 -> 256) take
-  # Winograd; conv1-conv3 (at most 128 channels), the strided extras and the heads do not.
+  # SSD300 at width 0.5: conv3_1 (64 -> 128), conv3_2, conv3_3, conv4_1-3 (128 -> 256, 256 ->
+  # 256), conv5_1-3 take Winograd; conv1-conv2 (at most 64 channels), the strided extras and
+  # the heads (at most 126 outputs) do not.
   config = config_lib.ModelConfig(architecture='ssd300', image_size=300, width_multiplier=0.5,
                                   compute_dtype='float32', conv_algorithm='direct')
   images = np.random.RandomState(0).uniform(-120, 120, [1, 300, 300, 3]).astype(np.float32)
@@ -137,8 +140,8 @@ def test_ssd300_half_width_equals_the_direct_network(tmp_path):
   winograd_config = dataclasses.replace(config, conv_algorithm='winograd')
   (logits, offsets), cached = _network_outputs(winograd_config, str(tmp_path), images, False)
   assert none == []
-  assert cached == ['ssd300/vgg_16/conv4/conv4_%d/winograd_weights' % i for i in (1, 2, 3)] + [
-      'ssd300/vgg_16/conv5/conv5_%d/winograd_weights' % i for i in (1, 2, 3)]
+  assert cached == ['ssd300/vgg_16/conv%d/conv%d_%d/winograd_weights' % (block, block, i)
+                    for block in (3, 4, 5) for i in (1, 2, 3)]
   scale = np.abs(direct_logits).max()
   assert scale > 1.0
   np.testing.assert_allclose(logits, direct_logits, atol=1e-4 * scale)
@@ -208,7 +211,7 @@ def _training_gradients(model_config, images, weights):
 
 
 def test_ssd300_training_gradients_equal_the_direct_network():
-  # The training graph at width 0.5 (conv4_1-conv5_3 take Winograd): no kernel caches (the
+  # The training graph at width 0.5 (conv3_1-conv5_3 take Winograd): no kernel caches (the
   # kernels change every step), and every variable's gradient within float32 rounding of the
   # direct convolutions' - the Winograd layers' kernels included.
   config = config_lib.ModelConfig(architecture='ssd300', image_size=300, width_multiplier=0.5,
@@ -219,7 +222,7 @@ def test_ssd300_training_gradients_equal_the_direct_network():
   direct, _, none = _training_gradients(config, images, weights)
   winograd_grads, local_names, winograd_layers = _training_gradients(
       dataclasses.replace(config, conv_algorithm='winograd'), images, weights)
-  assert (none, winograd_layers) == (0, 6)
+  assert (none, winograd_layers) == (0, 9)
   assert local_names == []
   assert sorted(winograd_grads) == sorted(direct)
   assert 'ssd300/vgg_16/conv4/conv4_1/weights' in direct

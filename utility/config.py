@@ -75,8 +75,8 @@ class ModelConfig:
       'float32 variables) or auto: bfloat16 where the hardware computes it natively (CPU with '
       'AVX512_BF16/AMX and oneDNN, GPU of compute capability >= 8.0), else float32.')
   conv_algorithm: str = _setting(
-      'auto', 'How training and inference graphs compute the 3x3 stride-1 convolutions of 128+ '
-      "to 256+ channels: direct (tf.nn.conv2d), winograd (F(4x4, 3x3), net/winograd.py: 4x "
+      'auto', 'How training and inference graphs compute the 3x3 stride-1 convolutions of 64+ '
+      "to 128+ channels: direct (tf.nn.conv2d), winograd (F(4x4, 3x3), net/winograd.py: 4x "
       'fewer multiplies, outputs within 1e-4 and gradients within 2e-4 of direct, relative to '
       'their range; float32 NHWC only) or '
       'auto: winograd where measured faster (CPU with oneDNN on, float32, NHWC), else direct.')
