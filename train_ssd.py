@@ -45,7 +45,8 @@ def main(argv):
   script_setup.setup()
   try:
     ssd_config = ssd_flags.config_from_flags(FLAGS, data_dir=FLAGS.data_dir)
-    script_setup.decide_onednn('training', model_spec.plain_full_width(ssd_config.model))
+    script_setup.decide_onednn(
+        'training', model_spec.default_kernels_train_faster(ssd_config.model))
     if FLAGS.num_classes and FLAGS.num_classes != ssd_config.model.num_classes:
       raise ValueError('--num_classes=%d does not match the %d class names + background; fix '
                        '--num_classes or --class_names.'

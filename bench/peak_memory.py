@@ -136,8 +136,9 @@ def _measure(architecture, backbone, batch_size):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'))
   # oneDNN as train_ssd.py decides it for this network (utility/onednn.py), set before the
   # child imports TensorFlow.
-  onednn.apply('training', environ=env, plain_full_width=model_spec.plain_full_width(
-      _ssd_config(architecture, backbone, batch_size, FLAGS.gradient_accumulation_steps).model))
+  model = _ssd_config(architecture, backbone, batch_size, FLAGS.gradient_accumulation_steps).model
+  onednn.apply('training', environ=env,
+               default_kernels_faster=model_spec.default_kernels_train_faster(model))
   result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
   lines = result.stdout.strip().splitlines()
   if result.returncode or not lines:

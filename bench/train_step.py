@@ -95,7 +95,8 @@ def main(argv):
     FLAGS.batch_size = 8
   ssd_config = ssd_flags.config_from_flags(FLAGS, data_dir=FLAGS.data_dir)
   # oneDNN as train_ssd.py decides it for this network (utility/onednn.py; may restart).
-  script_setup.decide_onednn('training', model_spec.plain_full_width(ssd_config.model))
+  script_setup.decide_onednn('training',
+                             model_spec.default_kernels_train_faster(ssd_config.model))
   winograd_depths.apply()
   ssd_config = kernel_support.resolve_and_log(ssd_config, training=True)
   data_dir = FLAGS.data_dir or _make_data(tempfile.mkdtemp(prefix='train_bench_'))

@@ -33,11 +33,17 @@ def image_convention(model_config):
 
 def plain_full_width(model_config):
   """True for a network without batch norm anywhere at full width (the reference VGG16
-  SSD300/SSD512): the kind TensorFlow's default CPU kernels train faster than oneDNN on AVX2
-  CPUs (utility/onednn.py)."""
+  SSD300/SSD512)."""
   batch_norm = (model_config.backbone_batch_norm or model_config.extra_batch_norm
                 or backbone(model_config).always_batch_norm)
   return not batch_norm and model_config.width_multiplier >= 1.0
+
+
+def default_kernels_train_faster(model_config):
+  """True where TensorFlow's default CPU kernels train the network faster than oneDNN on an
+  AVX2 CPU (utility/onednn.py): the plain full-width network with --conv_algorithm=direct. With
+  Winograd (auto, which oneDNN makes Winograd there, or winograd) oneDNN is the faster choice."""
+  return plain_full_width(model_config) and model_config.conv_algorithm == 'direct'
 
 
 def anchor_layers(model_config):

@@ -14,21 +14,38 @@ ZEN4 = AVX2 | {'avx512f', 'avx512bw', 'avx512_vnni', 'avx512_bf16'}
 
 
 @pytest.mark.parametrize('job', onednn.JOBS)
-def test_avx2_cpus_turn_onednn_on_for_inference_and_batch_norm_training(job):
+def test_avx2_cpus_turn_onednn_on_for_inference_and_training(job):
   value, reason = onednn.choose(job, AVX2, {})
   assert value == '1'
-  assert reason.startswith('oneDNN on for %s on an AVX2 CPU without AVX-512 VNNI' % (
-      'inference' if job == 'inference' else 'training a network with batch norm or thin'))
+  assert reason.startswith('oneDNN on for %s on an AVX2 CPU without AVX-512 VNNI' % job)
   assert 'TF_ENABLE_ONEDNN_OPTS=0 keeps the default kernels' in reason
 
 
-def test_avx2_cpus_train_the_plain_full_width_network_with_the_default_kernels():
-  value, reason = onednn.choose('training', AVX2, {}, plain_full_width=True)
+def test_avx2_cpus_train_the_direct_plain_full_width_network_with_the_default_kernels():
+  value, reason = onednn.choose('training', AVX2, {}, default_kernels_faster=True)
   assert value is None
   assert reason.startswith("TensorFlow's default kernels for training a network without batch "
-                           'norm at full width on an AVX2 CPU')
+                           'norm at full width with --conv_algorithm=direct on an AVX2 CPU')
   # Inference of the same network runs oneDNN (Winograd).
-  assert onednn.choose('inference', AVX2, {}, plain_full_width=True)[0] == '1'
+  assert onednn.choose('inference', AVX2, {}, default_kernels_faster=True)[0] == '1'
+
+
+@pytest.mark.parametrize('overrides, expected', [
+    ({'conv_algorithm': 'direct'}, True),  # SSD300-VGG16 as the paper has it, direct
+    ({'conv_algorithm': 'auto'}, False),  # Winograd where oneDNN is on: oneDNN trains faster
+    ({'conv_algorithm': 'winograd'}, False),
+    ({'conv_algorithm': 'direct', 'width_multiplier': 0.5}, False),
+    ({'conv_algorithm': 'direct', 'backbone_batch_norm': True}, False),
+])
+def test_only_direct_convolutions_of_the_plain_network_train_faster_on_the_default_kernels(
+    overrides, expected):
+  from net import model_spec  # pylint: disable=import-outside-toplevel
+  from utility import config as config_lib  # pylint: disable=import-outside-toplevel
+  model = config_lib.ModelConfig(architecture='ssd300', **overrides)
+  assert model_spec.default_kernels_train_faster(model) is expected
+  # The reference SSD300 with the default --conv_algorithm=auto trains with oneDNN on AVX2.
+  value = onednn.choose('training', AVX2, {}, model_spec.default_kernels_train_faster(model))[0]
+  assert value == (None if expected else '1')
 
 
 @pytest.mark.parametrize('cpu_flags, environ, expected', [
@@ -41,8 +58,8 @@ def test_avx2_cpus_train_the_plain_full_width_network_with_the_default_kernels()
 ])
 def test_elsewhere_tensorflow_or_the_environment_decides(cpu_flags, environ, expected):
   for job in onednn.JOBS:
-    for plain_full_width in (False, True):
-      value, reason = onednn.choose(job, cpu_flags, environ, plain_full_width)
+    for default_kernels_faster in (False, True):
+      value, reason = onednn.choose(job, cpu_flags, environ, default_kernels_faster)
       assert value is None and expected in reason
 
 
@@ -64,7 +81,7 @@ def test_apply_sets_the_variable_only_when_chosen():
   assert environ == {'TF_ENABLE_ONEDNN_OPTS': '0'}
   assert onednn.decision()[0] is None
   environ = {}
-  onednn.apply('training', environ=environ, cpu_flags=AVX2, plain_full_width=True)
+  onednn.apply('training', environ=environ, cpu_flags=AVX2, default_kernels_faster=True)
   assert environ == {}
   onednn.apply('training', environ=environ, cpu_flags=ZEN4)
   assert environ == {}
@@ -82,7 +99,7 @@ hardware.cpu_model_and_flags = lambda: ('Test AVX2 CPU', frozenset({'avx2', 'fma
 
 def main(argv):
   script_setup.setup()
-  script_setup.decide_onednn('training', plain_full_width=False)
+  script_setup.decide_onednn('training', default_kernels_faster=False)
   print('decided', os.environ['TF_ENABLE_ONEDNN_OPTS'], hardware.onednn_enabled(), flush=True)
 
 
@@ -103,7 +120,7 @@ def test_a_training_decision_after_the_imports_restarts_the_process_with_it(tmp_
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split('\n')[:3] == ['start None', 'start 1', 'decided 1 True']
   assert result.stderr.count('oneDNN: restarting with TF_ENABLE_ONEDNN_OPTS=1') == 1
-  assert result.stderr.count('oneDNN: oneDNN on for training a network with batch norm') == 1
+  assert result.stderr.count('oneDNN: oneDNN on for training on an AVX2 CPU') == 1
 
 
 @pytest.mark.parametrize('overrides, expected', [

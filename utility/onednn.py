@@ -16,11 +16,15 @@ so the scripts turn oneDNN on there, except for the one case where the default k
   --skip_pipeline` on a Zen 3: the quick model of `make demo` 15.2 against 9.1 images/s (10.9
   against 8.3 on a Zen 2), SSDLite-MobileNetV2 10.0 against 6.3, SSD300-MobileNetV1 6.6
   against 6.3 (batch 8), the quick model without batch norm 16.1 against 14.1.
-- training of a network without batch norm at full width (the reference SSD300 / SSD512
-  VGG16): TensorFlow's default kernels, which train SSD300 1.3x faster there (0.57 against 0.44
-  images/s at batch 8 on a Zen 3, 0.42 against 0.31 on a Zen 2). Both figures are of direct
-  convolutions: training graphs now take Winograd where oneDNN is on (1.5x for SSD300 on an
-  AVX-512 Zen 4), which may turn this choice round on AVX2 CPUs; not measured there yet.
+- training of the reference SSD300 / SSD512 VGG16 (no batch norm, full width): oneDNN on as
+  well, as its 3x3 convolutions then train by Winograd (net/winograd.py). Measured on a Zen 4
+  with oneDNN held to its AVX2 kernels (`ONEDNN_MAX_CPU_ISA=AVX2 TF_ENABLE_ONEDNN_OPTS=1
+  bench/train_step.py --steps=3 --warmup=1 --skip_pipeline`, 2026-12-04; TensorFlow's default
+  kernels are the same code on every x86 CPU, built for AVX as its start-up message says): SSD300 at batch 8 trains at 1.35 images/s
+  against 0.80 with the default kernels. Not yet measured on an AVX2 CPU itself.
+- the same network with --conv_algorithm=direct: TensorFlow's default kernels, which train it
+  faster than oneDNN's direct convolutions (0.57 against 0.44 images/s at batch 8 on a Zen 3,
+  0.42 against 0.31 on a Zen 2; 0.80 against 0.73 on the Zen 4 held to AVX2).
 
 Where TensorFlow already turns it on (AVX-512 VNNI/BF16 or AMX), on CPUs without AVX2, on other
 architectures and where the flags are unknown (macOS, Windows), TensorFlow's own default stays:
@@ -49,15 +53,15 @@ TENSORFLOW_ONEDNN_CPU_FLAGS = ('avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf
 _decision = None  # (value or None, reason) of apply() in this process
 
 
-def choose(job, cpu_flags, environ, plain_full_width=False):
+def choose(job, cpu_flags, environ, default_kernels_faster=False):
   """Whether `job` should run oneDNN on a CPU with `cpu_flags`.
 
   Args:
     job: 'inference' or 'training' (JOBS).
     cpu_flags: set of the CPU's instruction-set flags (utility.hardware.cpu_model_and_flags).
     environ: the process environment (a mapping).
-    plain_full_width: training a network without batch norm at full width (the reference
-      VGG16 SSD300/SSD512; net.model_spec.plain_full_width).
+    default_kernels_faster: training a network the default kernels train faster (the
+      reference VGG16 with direct convolutions; net.model_spec.default_kernels_train_faster).
 
   Returns:
     (value, reason): value '1' to turn oneDNN on, None to leave TensorFlow's default (or the
@@ -76,17 +80,18 @@ def choose(job, cpu_flags, environ, plain_full_width=False):
   if 'avx2' not in cpu_flags:
     return None, ("this CPU reports no AVX2 (or its flags are unknown here): TensorFlow's "
                   'default kernels, as nothing faster was measured on such a CPU.')
-  if job == 'training' and plain_full_width:
+  if job == 'training' and default_kernels_faster:
     return None, ("TensorFlow's default kernels for training a network without batch norm at "
-                  'full width on an AVX2 CPU: they train SSD300-VGG16 1.3x faster than oneDNN '
-                  'there (utility/onednn.py; %s=1 turns oneDNN on).' % ENV)
-  what = 'inference' if job == 'inference' else 'training a network with batch norm or thin'
+                  'full width with --conv_algorithm=direct on an AVX2 CPU: they train '
+                  "SSD300-VGG16's direct convolutions 1.3x faster than oneDNN there "
+                  '(utility/onednn.py; %s=1 turns oneDNN on).' % ENV)
+  what = 'inference' if job == 'inference' else 'training'
   return '1', ("oneDNN on for %s on an AVX2 CPU without AVX-512 VNNI, where it was measured "
                "faster than TensorFlow's default kernels (utility/onednn.py; %s=0 keeps the "
                'default kernels).' % (what, ENV))
 
 
-def apply(job, environ=None, cpu_flags=None, plain_full_width=False):
+def apply(job, environ=None, cpu_flags=None, default_kernels_faster=False):
   """Sets TF_ENABLE_ONEDNN_OPTS for this process as ``choose`` decides; returns the reason.
 
   Call before TensorFlow runs anything. The decision is kept for ``decision()``, which the
@@ -98,7 +103,7 @@ def apply(job, environ=None, cpu_flags=None, plain_full_width=False):
   if environ.get(REASON_ENV) and environ.get(ENV) == '1':  # this process's restart
     _decision = ('1', environ[REASON_ENV])
     return _decision[1]
-  value, reason = choose(job, cpu_flags, environ, plain_full_width)
+  value, reason = choose(job, cpu_flags, environ, default_kernels_faster)
   if value is not None:
     environ[ENV] = value
     environ[REASON_ENV] = reason

@@ -40,7 +40,7 @@ def setup(verbose=None):
     logging.info('oneDNN: %s', decision[1])
 
 
-def decide_onednn(job, plain_full_width=False):
+def decide_onednn(job, default_kernels_faster=False):
   """onednn.apply for a script that knows its network only once its flags are parsed, i.e.
   after TensorFlow was imported. TensorFlow reads part of its oneDNN setting at import (a
   process that sets TF_ENABLE_ONEDNN_OPTS=1 afterwards reports oneDNN on but trains the quick
@@ -48,7 +48,7 @@ def decide_onednn(job, plain_full_width=False):
   restarts the process with it (os.execv, before any work); the restarted process logs the
   reason."""
   before = os.environ.get(onednn.ENV)
-  reason = onednn.apply(job, plain_full_width=plain_full_width)
+  reason = onednn.apply(job, default_kernels_faster=default_kernels_faster)
   if os.environ.get(onednn.ENV) != before:
     logging.info('oneDNN: restarting with %s=%s, which TensorFlow reads when it is imported.',
                  onednn.ENV, os.environ[onednn.ENV])
